@@ -1,0 +1,205 @@
+"""Run a build: plan, build the missing shards in worker processes, then write the manifest and card.
+
+Resuming is the same call: shards with a done record are kept, the rest are built again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Protocol
+
+from puzzlegen import __version__
+from puzzlegen.sources import Source, SourceError
+
+from . import writers
+from .plan import ShardPlan, fingerprint, make_plan, split_members
+from .recipe import Recipe
+from .shard import STATE, BuildSpec, build_shard
+
+CODEC_LIBRARIES = ("pillow", "numpy", "pyarrow", "webdataset", "albumentations")
+
+
+class BuildError(Exception):
+    """A problem the user can fix (a non-empty output folder, bad options); the message says how."""
+
+
+class Progress(Protocol):
+    def start(self, total: int, done: int) -> None: ...
+    def advance(self, n: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    out: Path
+    seed: int = 0
+    workers: int = 1
+    shard_size: int = 500
+    limit: int | None = None
+    test_fraction: float = 0.05
+    image_format: str = "jpeg"
+    overwrite: bool = False
+
+
+def _libraries() -> dict[str, str]:
+    found = {}
+    for name in CODEC_LIBRARIES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "missing"
+    return found
+
+
+def _identity(source: Source, recipe: Recipe, options: BuildOptions, plan: list[ShardPlan]) -> dict[str, Any]:
+    """What makes two builds the same build. Paths and clocks stay out: they differ between machines."""
+    described = {k: v for k, v in source.describe().items() if k != "uri"}
+    return {
+        "puzzlegen": __version__,
+        "seed": options.seed,
+        "recipe": recipe.resolved(),
+        "source": described,
+        "plan_sha256": fingerprint(plan),
+        "build": {"shard_size": options.shard_size, "test_fraction": options.test_fraction,
+                  "limit": options.limit, "image_format": options.image_format},
+    }
+
+
+def _prepare(out: Path, identity: dict, overwrite: bool) -> None:
+    state = out / STATE / "build.json"
+    previous = json.loads(state.read_text())["identity"] if state.exists() else None
+    if overwrite:
+        for name in ("data", "wds", STATE, "manifest.json", "README.md"):
+            target = out / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    elif previous is not None and previous != identity:
+        raise BuildError(f"{out} holds a different build (other source, recipe, seed or options). "
+                         "Pass --overwrite to replace it, or choose another --out.")
+    elif previous is None and out.exists() and any(out.iterdir()):
+        raise BuildError(f"{out} is not empty and holds no puzzlegen build. Pass --overwrite or choose another --out.")
+    for sub in ("data", "wds", f"{STATE}/done"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    writers.write_json({"identity": identity}, state)
+
+
+def _is_done(out: Path, shard: ShardPlan) -> bool:
+    """A done record counts only if the files it names are there with the recorded sizes."""
+    record = out / STATE / "done" / f"{shard.name}.json"
+    if not record.exists():
+        return False
+    files = json.loads(record.read_text())["files"].values()
+    return all((out / f["path"]).is_file() and (out / f["path"]).stat().st_size == f["bytes"] for f in files)
+
+
+# Worker processes: the spec and a shared counter arrive once, through the pool initializer.
+_SPEC: BuildSpec | None = None
+_TICKS: Any = None
+
+
+def _init_worker(spec: BuildSpec, ticks) -> None:
+    global _SPEC, _TICKS
+    _SPEC, _TICKS = spec, ticks
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:  # albumentations' OpenCV would start a thread per core in every worker
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass
+
+
+def _tick(n: int) -> None:
+    with _TICKS.get_lock():
+        _TICKS.value += n
+
+
+def _run_shard(shard: ShardPlan) -> dict:
+    return build_shard(_SPEC, shard, _tick)
+
+
+def _run(spec: BuildSpec, pending: list[ShardPlan], workers: int, progress: Progress | None) -> None:
+    advance = progress.advance if progress else (lambda n: None)
+    if workers <= 1 or len(pending) <= 1:
+        for shard in pending:
+            build_shard(spec, shard, advance)
+        return
+    context = mp.get_context("fork")
+    ticks = context.Value("q", 0)
+    with context.Pool(min(workers, len(pending)), _init_worker, (spec, ticks)) as pool:
+        results, seen = pool.imap_unordered(_run_shard, pending), 0
+        remaining = len(pending)
+        while remaining:
+            try:
+                results.next(timeout=0.25)
+                remaining -= 1
+            except mp.TimeoutError:
+                pass
+            current = ticks.value
+            advance(current - seen)
+            seen = current
+
+
+def assemble_manifest(identity: dict, plan: list[ShardPlan], out: Path) -> dict[str, Any]:
+    shards = [json.loads((out / STATE / "done" / f"{s.name}.json").read_text()) for s in plan]
+    splits: dict[str, dict[str, Any]] = {}
+    skipped: Counter[str] = Counter()
+    content = hashlib.sha256()
+    for shard in shards:
+        split = splits.setdefault(shard["split"], {"shards": 0, "images": 0, "records": 0, "counts": Counter()})
+        split["shards"] += 1
+        split["images"] += shard["images"]
+        split["records"] += shard["records"]
+        split["counts"].update(shard["counts"])
+        skipped.update(shard["skipped"])
+        content.update(shard["content_sha256"].encode())
+    for split in splits.values():
+        split["counts"] = dict(sorted(split["counts"].items()))
+    return {
+        "format_version": 1,
+        **identity,
+        "source": {**identity["source"], "content_sha256": content.hexdigest(),
+                   "images": sum(s["images"] for s in shards)},
+        "splits": splits,
+        "skipped": dict(sorted(skipped.items())),
+        "records": sum(s["records"] for s in shards),
+        "bytes": {kind: sum(s["files"][kind]["bytes"] for s in shards) for kind in ("parquet", "wds")},
+        "shards": shards,
+        "libraries": _libraries(),
+    }
+
+
+def build(source: Source, recipe: Recipe, options: BuildOptions, progress: Progress | None = None) -> dict[str, Any]:
+    """Build (or resume) the dataset in `options.out` and return its manifest."""
+    if options.image_format not in ("jpeg", "png"):
+        raise BuildError("--image-format must be jpeg or png")
+    ids = source.ids()
+    if len(set(ids)) != len(ids):
+        raise SourceError("the source lists the same id twice; ids must name images uniquely")
+    try:
+        plan = make_plan(ids, options.shard_size, options.test_fraction, options.limit)
+    except ValueError as error:
+        raise BuildError(str(error)) from None
+    if not plan:
+        raise BuildError("nothing to build: the source has no images (or --limit is 0)")
+    out = options.out.expanduser().resolve()
+    identity = _identity(source, recipe, options, plan)
+    _prepare(out, identity, options.overwrite)
+    pending = [s for s in plan if not _is_done(out, s)]
+    if progress:
+        total = sum(len(s.items) for s in plan)
+        progress.start(total, total - sum(len(s.items) for s in pending))
+    spec = BuildSpec(source, recipe, options.seed, options.image_format, out, split_members(plan))
+    _run(spec, pending, options.workers, progress)
+    manifest = assemble_manifest(identity, plan, out)
+    writers.write_json(manifest, out / "manifest.json")
+    from puzzlegen.publish.card import write_card
+
+    write_card(out, manifest)
+    return manifest

@@ -1,0 +1,154 @@
+"""Build one whole shard: read and decode each image once, run every task on it, write both formats."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from puzzlegen.sources import BadImage, Source, decode
+from puzzlegen.tasks import Context, Puzzle, Skip
+from puzzlegen.verify import instruction, oracle, score
+
+from . import writers
+from .plan import ShardPlan
+from .recipe import Recipe, TaskEntry
+from .seeds import balanced_choice, rng
+
+EXTENSIONS = {"jpeg": "jpg", "png": "png"}
+STATE = ".puzzlegen"  # per-shard done records and the build's identity live here
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """Everything a worker needs; pickled once into each worker process."""
+
+    source: Source
+    recipe: Recipe
+    seed: int
+    image_format: str
+    out: Path
+    split_members: dict[str, list[int]]
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def record_id(entry: str, source_key: str, variant: int) -> str:
+    """Unique and stable, with no dots (a WebDataset key ends at the first dot)."""
+    return f"{entry}-{hashlib.sha256(source_key.encode()).hexdigest()[:16]}-{variant}"
+
+
+def to_record(spec: BuildSpec, entry: TaskEntry, puzzle: Puzzle, source: dict, variant: int) -> dict[str, Any]:
+    fmt = entry.format
+    verifier = {**puzzle.verifier, "answer": puzzle.answer, **fmt.spec()}
+    prompt = f"{puzzle.prompt}\n{instruction(fmt.style, fmt.think)}"
+    if prompt.count("<image>") != len(puzzle.images):
+        raise RuntimeError(f"{entry.name}: prompt has {prompt.count('<image>')} <image> for {len(puzzle.images)} images")
+    if score(oracle(verifier), verifier).total != 1.0:  # a label its own verifier rejects is a bug, not data
+        raise RuntimeError(f"{entry.name}: the answer {puzzle.answer!r} does not score 1 under its own verifier")
+    meta = {"task": entry.task.name, "name": entry.name, "variant": variant,
+            "params": entry.task.config.params(), **puzzle.meta}
+    return {
+        "id": record_id(entry.name, f"{source['dataset']}:{source['id']}", variant),
+        "task": entry.task.name,
+        "images": [writers.encode_image(im, spec.image_format) for im in puzzle.images],
+        "prompt": prompt,
+        "answer": puzzle.answer,
+        "verifier": _json(verifier),
+        "source": _json(source),
+        "meta": _json(meta),
+    }
+
+
+def _partner(spec: BuildSpec, split: str, own: int, own_sha: str, puzzle_rng) -> Callable[[], Image.Image]:
+    """A different image of the same split, chosen by the puzzle's own generator (never across splits)."""
+
+    def pick() -> Image.Image:
+        members = spec.split_members[split]
+        for _ in range(16):
+            index = members[int(puzzle_rng.integers(len(members)))]
+            if index == own:
+                continue
+            try:
+                data = spec.source.read(index)
+                if hashlib.sha256(data).hexdigest() != own_sha:
+                    return decode(data)
+            except BadImage:
+                continue
+        raise Skip("no_partner")
+
+    return pick
+
+
+def build_records(
+    spec: BuildSpec, shard: ShardPlan, advance: Callable[[int], None] = lambda n: None
+) -> tuple[list[dict[str, Any]], Counter[str], Counter[str], str]:
+    """Every record of the shard, with counts per task, skips by reason, and the content hash."""
+    records: list[dict[str, Any]] = []
+    skipped: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
+    seen: set[str] = set()
+    content = hashlib.sha256()
+    describe = spec.source.describe()
+    for offset, (index, source_id) in enumerate(shard.items):
+        position = shard.start + offset
+        advance(1)
+        try:
+            data = spec.source.read(index)
+            sha = hashlib.sha256(data).hexdigest()
+            content.update(sha.encode())
+            if sha in seen:
+                raise BadImage("duplicate")
+            seen.add(sha)
+            image = decode(data)
+        except BadImage as bad:
+            skipped[bad.reason] += 1
+            continue
+        source = {"dataset": describe["name"], "kind": describe["kind"], "id": source_id, "sha256": sha,
+                  "width": image.size[0], "height": image.size[1]}
+        for entry in spec.recipe.entries:
+            per_image = entry.task.per_image()
+            for variant in range(per_image):
+                puzzle_rng = rng(spec.seed, entry.name, sha, variant)
+                ctx = Context(
+                    rng=puzzle_rng,
+                    balanced=lambda k, p=position * per_image + variant, e=entry.name: balanced_choice(
+                        k, p, spec.seed, e, shard.split),
+                    partner=_partner(spec, shard.split, index, sha, puzzle_rng),
+                )
+                try:
+                    records.append(to_record(spec, entry, entry.task.make(image, ctx), source, variant))
+                    counts[entry.name] += 1
+                except Skip as skip:
+                    skipped[f"{entry.name}:{skip.reason}"] += 1
+    return records, counts, skipped, content.hexdigest()
+
+
+def build_shard(spec: BuildSpec, shard: ShardPlan, advance: Callable[[int], None] = lambda n: None) -> dict:
+    """Write the shard's Parquet and tar under temporary names, rename them, then write its done record."""
+    records, counts, skipped, content_sha = build_records(spec, shard, advance)
+    data_dir, wds_dir, state = spec.out / "data", spec.out / "wds", spec.out / STATE
+    parquet_path = data_dir / f"{shard.name}.parquet"
+    tar_path = wds_dir / f"{shard.split}-{shard.index:06d}.tar"
+    writers.write_parquet(records, parquet_path)
+    writers.write_webdataset(records, tar_path, EXTENSIONS[spec.image_format])
+    done = {
+        "name": shard.name,
+        "split": shard.split,
+        "images": len(shard.items),
+        "records": len(records),
+        "counts": dict(sorted(counts.items())),
+        "skipped": dict(sorted(skipped.items())),
+        "content_sha256": content_sha,
+        "files": {"parquet": writers.file_info(parquet_path, spec.out), "wds": writers.file_info(tar_path, spec.out)},
+    }
+    writers.write_json(done, state / "done" / f"{shard.name}.json")
+    return done

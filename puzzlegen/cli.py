@@ -1,0 +1,186 @@
+"""The `puzzlegen` command. Thin: it parses arguments, calls the library, and prints.
+
+Heavy modules are imported inside the commands, so `puzzlegen --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+                  help="Turn image corpora into verifiable visual puzzles for RL post-training of VLMs.")
+console = Console()
+err = Console(stderr=True)
+
+
+@contextmanager
+def user_errors():
+    """Problems the user can fix print one clear line and exit 2; never a traceback."""
+    from puzzlegen.build import BuildError
+    from puzzlegen.sources import SourceError
+
+    try:
+        yield
+    except (SourceError, BuildError, ValueError, FileNotFoundError) as error:
+        err.print(f"[bold red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted.[/] Finished shards are kept: run the same command again to resume.")
+        raise typer.Exit(130) from None
+
+
+class RichProgress:
+    """The build's progress hook, drawn with rich."""
+
+    def __init__(self, progress):
+        self.progress, self.task = progress, None
+
+    def start(self, total: int, done: int) -> None:
+        self.task = self.progress.add_task("images", total=total, completed=done)
+
+    def advance(self, n: int) -> None:
+        if n:
+            self.progress.advance(self.task, n)
+
+
+def _counts_table(manifest: dict) -> Table:
+    table = Table(title="puzzles", show_footer=True)
+    table.add_column("split", footer="total")
+    table.add_column("task")
+    table.add_column("puzzles", justify="right", footer=f"{manifest['records']:,}")
+    for split, info in sorted(manifest["splits"].items()):
+        for task, n in info["counts"].items():
+            table.add_row(split, task, f"{n:,}")
+    return table
+
+
+def _summary(manifest: dict, out: Path) -> None:
+    console.print(_counts_table(manifest))
+    if manifest["skipped"]:
+        skipped = Table(title="skipped inputs")
+        skipped.add_column("reason")
+        skipped.add_column("count", justify="right")
+        for reason, n in manifest["skipped"].items():
+            skipped.add_row(reason, f"{n:,}")
+        console.print(skipped)
+    size = sum(manifest["bytes"].values()) / 1e6
+    console.print(f"{len(manifest['shards'])} shards, {size:.1f} MB, from {manifest['source']['images']:,} "
+                  f"source images of {manifest['source']['name']} ({manifest['source']['kind']}), seed {manifest['seed']}")
+
+
+@app.command()
+def build(
+    source: Annotated[str, typer.Argument(help="synthetic[:N] | coco | hf:NAME | folder:PATH | wds:PATH | parquet:PATH | PATH")],
+    tasks: Annotated[str | None, typer.Option("--tasks", "-t", help="comma-separated tasks, e.g. jigsaw3x3,rotation")] = None,
+    recipe: Annotated[str | None, typer.Option("--recipe", "-r", help="a recipe name from recipes/ or a YAML path")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="output folder [default: puzzles/SOURCE-RECIPE]")] = None,
+    seed: Annotated[int, typer.Option(help="the build seed; same seed, same bytes")] = 0,
+    workers: Annotated[int, typer.Option(help="worker processes [default: all cores]")] = 0,
+    shard_size: Annotated[int, typer.Option(help="source images per shard")] = 500,
+    limit: Annotated[int | None, typer.Option(help="use only the first N source images")] = None,
+    test_fraction: Annotated[float, typer.Option(help="share of source images held out as the test split")] = 0.05,
+    answer_format: Annotated[str | None, typer.Option("--format", help="answer_tag (<answer>…</answer>) or boxed (\\boxed{…})")] = None,
+    think: Annotated[str | None, typer.Option(help="reasoning block: required, optional or none")] = None,
+    image_format: Annotated[str, typer.Option(help="jpeg or png")] = "jpeg",
+    root: Annotated[str | None, typer.Option(help="COCO root folder (or set PUZZLEGEN_COCO_ROOT)")] = None,
+    subset: Annotated[str, typer.Option(help="COCO subset: train2017, val2017, ...")] = "train2017",
+    split: Annotated[str, typer.Option(help="split to read from an HF dataset")] = "train",
+    image_column: Annotated[str | None, typer.Option(help="image column of an HF or Parquet source")] = None,
+    count: Annotated[int, typer.Option(help="images in the synthetic corpus (also synthetic:N)")] = 1000,
+    overwrite: Annotated[bool, typer.Option(help="replace whatever is in --out")] = False,
+):
+    """Build a sharded, deterministic puzzle dataset (Parquet + WebDataset + manifest + card)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from puzzlegen import build as builder
+    from puzzlegen.sources import open_source
+
+    with user_errors():
+        if tasks and recipe:
+            raise ValueError("give --tasks or --recipe, not both")
+        chosen = builder.load(recipe) if recipe else builder.from_tasks(tasks or "jigsaw3x3,rotation")
+        if answer_format or think:
+            chosen = builder.recipe.with_format(chosen, style=answer_format, think=think)
+        corpus = open_source(source, root=root, subset=subset, split=split, image_column=image_column, count=count)
+        target = out or Path("puzzles") / f"{corpus.describe()['name']}-{chosen.name}"
+        options = builder.BuildOptions(
+            out=target, seed=seed, workers=workers or os.cpu_count() or 1, shard_size=shard_size, limit=limit,
+            test_fraction=test_fraction, image_format=image_format, overwrite=overwrite,
+        )
+        started = time.perf_counter()
+        columns = (TextColumn("[bold]building"), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
+                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+        with Progress(*columns, console=err, transient=False) as bar:
+            manifest = builder.build(corpus, chosen, options, RichProgress(bar))
+        seconds = time.perf_counter() - started
+    _summary(manifest, target)
+    console.print(f"built in {seconds:.1f} s ({manifest['source']['images'] / max(seconds, 1e-9):.0f} images/s)")
+    console.print(f"[bold green]dataset ready:[/] {target.resolve()}")
+
+
+@app.command()
+def info(path: Annotated[Path, typer.Argument(help="a folder made by `puzzlegen build`")]):
+    """Summarise a built dataset from its manifest."""
+    manifest_path = path / "manifest.json"
+    if not manifest_path.is_file():
+        err.print(f"[bold red]error:[/] {manifest_path} not found; is {path} a puzzlegen build (or still running)?")
+        raise typer.Exit(2)
+    manifest = json.loads(manifest_path.read_text())
+    console.print(f"[bold]{path}[/]: recipe [cyan]{manifest['recipe']['name']}[/], puzzlegen {manifest['puzzlegen']}")
+    _summary(manifest, path)
+    console.print(f"source content sha256 {manifest['source']['content_sha256']}")
+    console.print("libraries: " + ", ".join(f"{k} {v}" for k, v in manifest["libraries"].items()))
+
+
+@app.command(name="tasks")
+def list_tasks(
+    name: Annotated[str | None, typer.Argument(help="show one task's parameters and an example prompt")] = None,
+):
+    """List the tasks, their parameters, and the recipes."""
+    import dataclasses
+
+    from puzzlegen.build import recipe as recipes
+    from puzzlegen.tasks import REGISTRY, parse_task
+
+    with user_errors():
+        if name:
+            from puzzlegen.publish.preview import example
+
+            _, task = parse_task(name)
+            table = Table(title=f"{name}: {task.summary}")
+            table.add_column("parameter")
+            table.add_column("value")
+            for field in dataclasses.fields(task.config):
+                table.add_row(field.name, repr(getattr(task.config, field.name)))
+            console.print(table)
+            record = example(name)
+            console.print("[bold]example prompt[/]")
+            console.print(record["prompt"], markup=False)
+            console.print(f"[bold]answer[/] {record['answer']}")
+            return
+    table = Table(title="tasks")
+    for column in ("task", "shorthand", "what it asks", "parameters (defaults)"):
+        table.add_column(column)
+    for task_name, cls in sorted(REGISTRY.items()):
+        defaults = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls.Config))
+        short = f"{task_name}RxC" if cls.shorthand else ""
+        table.add_row(task_name, short, cls.summary, defaults)
+    console.print(table)
+    console.print("recipes: " + ", ".join(recipes.available()) + "   (puzzlegen tasks NAME shows an example)")
+
+
+def main():
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+"""Rule-based scoring of puzzle completions. Pure standard library, so any reward server can import it."""
+
+from .adapters import easyr1_compute_score, trl_reward, verl_compute_score
+from .parse import extract, instruction, render
+from .score import PARTIAL, Score, load_spec, normalize, parse_permutation, score
+
+
+def oracle(spec: dict | str) -> str:
+    """The canonical answer written in the spec's own output format; it scores exactly 1."""
+    spec = load_spec(spec)
+    fmt = spec.get("format", {})
+    return render(spec["answer"], fmt.get("style", "answer_tag"), fmt.get("think", "none"))
+
+
+__all__ = [
+    "PARTIAL", "Score", "easyr1_compute_score", "extract", "instruction", "load_spec", "normalize", "oracle",
+    "parse_permutation", "render", "score", "trl_reward", "verl_compute_score",
+]
