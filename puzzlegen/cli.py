@@ -16,8 +16,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
-                  help="Turn image corpora into verifiable visual puzzles for RL post-training of VLMs.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    help="Turn image corpora into verifiable visual puzzles for RL post-training of VLMs.",
+)
 console = Console()
 err = Console(stderr=True)
 
@@ -73,22 +77,37 @@ def _summary(manifest: dict, out: Path) -> None:
             skipped.add_row(reason, f"{n:,}")
         console.print(skipped)
     size = sum(manifest["bytes"].values()) / 1e6
-    console.print(f"{len(manifest['shards'])} shards, {size:.1f} MB, from {manifest['source']['images']:,} "
-                  f"source images of {manifest['source']['name']} ({manifest['source']['kind']}), seed {manifest['seed']}")
+    console.print(
+        f"{len(manifest['shards'])} shards, {size:.1f} MB, from {manifest['source']['images']:,} source "
+        f"images of {manifest['source']['name']} ({manifest['source']['kind']}), seed {manifest['seed']}"
+    )
 
 
 @app.command()
 def build(
-    source: Annotated[str, typer.Argument(help="synthetic[:N] | coco | hf:NAME | folder:PATH | wds:PATH | parquet:PATH | PATH")],
-    tasks: Annotated[str | None, typer.Option("--tasks", "-t", help="comma-separated tasks, e.g. jigsaw3x3,rotation")] = None,
-    recipe: Annotated[str | None, typer.Option("--recipe", "-r", help="a recipe name from recipes/ or a YAML path")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="output folder [default: puzzles/SOURCE-RECIPE]")] = None,
+    source: Annotated[
+        str,
+        typer.Argument(help="synthetic[:N] | coco | hf:NAME | folder:PATH | wds:PATH | parquet:PATH | PATH"),
+    ],
+    tasks: Annotated[
+        str | None, typer.Option("--tasks", "-t", help="comma-separated tasks, e.g. jigsaw3x3,rotation")
+    ] = None,
+    recipe: Annotated[
+        str | None, typer.Option("--recipe", "-r", help="a recipe name from recipes/ or a YAML path")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="output folder [default: puzzles/SOURCE-RECIPE]")
+    ] = None,
     seed: Annotated[int, typer.Option(help="the build seed; same seed, same bytes")] = 0,
     workers: Annotated[int, typer.Option(help="worker processes [default: all cores]")] = 0,
     shard_size: Annotated[int, typer.Option(help="source images per shard")] = 500,
     limit: Annotated[int | None, typer.Option(help="use only the first N source images")] = None,
-    test_fraction: Annotated[float, typer.Option(help="share of source images held out as the test split")] = 0.05,
-    answer_format: Annotated[str | None, typer.Option("--format", help="answer_tag (<answer>…</answer>) or boxed (\\boxed{…})")] = None,
+    test_fraction: Annotated[
+        float, typer.Option(help="share of source images held out as the test split")
+    ] = 0.05,
+    answer_format: Annotated[
+        str | None, typer.Option("--format", help="answer_tag (<answer>…</answer>) or boxed (\\boxed{…})")
+    ] = None,
     think: Annotated[str | None, typer.Option(help="reasoning block: required, optional or none")] = None,
     image_format: Annotated[str, typer.Option(help="jpeg or png")] = "jpeg",
     root: Annotated[str | None, typer.Option(help="COCO root folder (or set PUZZLEGEN_COCO_ROOT)")] = None,
@@ -99,7 +118,14 @@ def build(
     overwrite: Annotated[bool, typer.Option(help="replace whatever is in --out")] = False,
 ):
     """Build a sharded, deterministic puzzle dataset (Parquet + WebDataset + manifest + card)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from puzzlegen import build as builder
     from puzzlegen.sources import open_source
@@ -110,20 +136,37 @@ def build(
         chosen = builder.load(recipe) if recipe else builder.from_tasks(tasks or "jigsaw3x3,rotation")
         if answer_format or think:
             chosen = builder.recipe.with_format(chosen, style=answer_format, think=think)
-        corpus = open_source(source, root=root, subset=subset, split=split, image_column=image_column, count=count)
+        corpus = open_source(
+            source, root=root, subset=subset, split=split, image_column=image_column, count=count
+        )
         target = out or Path("puzzles") / f"{corpus.describe()['name']}-{chosen.name}"
         options = builder.BuildOptions(
-            out=target, seed=seed, workers=workers or os.cpu_count() or 1, shard_size=shard_size, limit=limit,
-            test_fraction=test_fraction, image_format=image_format, overwrite=overwrite,
+            out=target,
+            seed=seed,
+            workers=workers or os.cpu_count() or 1,
+            shard_size=shard_size,
+            limit=limit,
+            test_fraction=test_fraction,
+            image_format=image_format,
+            overwrite=overwrite,
         )
         started = time.perf_counter()
-        columns = (TextColumn("[bold]building"), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
-                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+        columns = (
+            TextColumn("[bold]building"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("images"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+        )
         with Progress(*columns, console=err, transient=False) as bar:
             manifest = builder.build(corpus, chosen, options, RichProgress(bar))
         seconds = time.perf_counter() - started
     _summary(manifest, target)
-    console.print(f"built in {seconds:.1f} s ({manifest['source']['images'] / max(seconds, 1e-9):.0f} images/s)")
+    console.print(
+        f"built in {seconds:.1f} s ({manifest['source']['images'] / max(seconds, 1e-9):.0f} images/s)"
+    )
     console.print(f"[bold green]dataset ready:[/] {target.resolve()}")
 
 
@@ -132,10 +175,14 @@ def info(path: Annotated[Path, typer.Argument(help="a folder made by `puzzlegen 
     """Summarise a built dataset from its manifest."""
     manifest_path = path / "manifest.json"
     if not manifest_path.is_file():
-        err.print(f"[bold red]error:[/] {manifest_path} not found; is {path} a puzzlegen build (or still running)?")
+        err.print(
+            f"[bold red]error:[/] {manifest_path} not found; is {path} a puzzlegen build (or still running)?"
+        )
         raise typer.Exit(2)
     manifest = json.loads(manifest_path.read_text())
-    console.print(f"[bold]{path}[/]: recipe [cyan]{manifest['recipe']['name']}[/], puzzlegen {manifest['puzzlegen']}")
+    console.print(
+        f"[bold]{path}[/]: recipe [cyan]{manifest['recipe']['name']}[/], puzzlegen {manifest['puzzlegen']}"
+    )
     _summary(manifest, path)
     console.print(f"source content sha256 {manifest['source']['content_sha256']}")
     console.print("libraries: " + ", ".join(f"{k} {v}" for k, v in manifest["libraries"].items()))
@@ -143,7 +190,9 @@ def info(path: Annotated[Path, typer.Argument(help="a folder made by `puzzlegen 
 
 @app.command(name="tasks")
 def list_tasks(
-    name: Annotated[str | None, typer.Argument(help="show one task's parameters and an example prompt")] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="show one task's parameters and an example prompt")
+    ] = None,
 ):
     """List the tasks, their parameters, and the recipes."""
     import dataclasses

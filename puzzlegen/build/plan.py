@@ -27,7 +27,9 @@ def split_of(source_id: str, test_fraction: float) -> str:
     return "test" if derive("split", source_id) / 2**128 < test_fraction else "train"
 
 
-def make_plan(ids: list[str], shard_size: int, test_fraction: float, limit: int | None = None) -> list[ShardPlan]:
+def make_plan(
+    ids: list[str], shard_size: int, test_fraction: float, limit: int | None = None
+) -> list[ShardPlan]:
     if shard_size < 1:
         raise ValueError("--shard-size must be at least 1")
     if not 0 <= test_fraction < 1:

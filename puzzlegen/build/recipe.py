@@ -23,7 +23,11 @@ class OutputFormat:
     def __post_init__(self):
         if self.style not in STYLES or self.think not in THINK:
             raise ValueError(f"format style must be one of {STYLES} and think one of {THINK}")
-        if self.accuracy_weight < 0 or self.format_weight < 0 or self.accuracy_weight + self.format_weight <= 0:
+        if (
+            self.accuracy_weight < 0
+            or self.format_weight < 0
+            or self.accuracy_weight + self.format_weight <= 0
+        ):
             raise ValueError("format weights must be >= 0 and not both 0")
 
     def spec(self) -> dict[str, Any]:
@@ -53,7 +57,12 @@ class Recipe:
             "name": self.name,
             "description": self.description,
             "tasks": [
-                {"name": e.name, "task": e.task.name, "params": e.task.config.params(), "format": e.format.__dict__}
+                {
+                    "name": e.name,
+                    "task": e.task.name,
+                    "params": e.task.config.params(),
+                    "format": e.format.__dict__,
+                }
                 for e in self.entries
             ],
         }
@@ -77,7 +86,9 @@ def from_tasks(text: str, fmt: OutputFormat | None = None) -> Recipe:
     if len(set(names)) != len(names):
         raise ValueError(f"--tasks names a task twice: {text}")
     fmt = fmt or OutputFormat()
-    return Recipe("custom", f"tasks: {', '.join(names)}", tuple(TaskEntry(*parse_task(n), fmt) for n in names))
+    return Recipe(
+        "custom", f"tasks: {', '.join(names)}", tuple(TaskEntry(*parse_task(n), fmt) for n in names)
+    )
 
 
 def load(name_or_path: str) -> Recipe:
@@ -108,6 +119,12 @@ def with_format(recipe: Recipe, style: str | None = None, think: str | None = No
     """The recipe with its output format overridden from the command line."""
     entries = []
     for e in recipe.entries:
-        fmt = OutputFormat(**{**e.format.__dict__, **({"style": style} if style else {}), **({"think": think} if think else {})})
+        fmt = OutputFormat(
+            **{
+                **e.format.__dict__,
+                **({"style": style} if style else {}),
+                **({"think": think} if think else {}),
+            }
+        )
         entries.append(TaskEntry(e.name, e.task, fmt))
     return Recipe(recipe.name, recipe.description, tuple(entries))

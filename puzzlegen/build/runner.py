@@ -67,8 +67,12 @@ def _identity(source: Source, recipe: Recipe, options: BuildOptions, plan: list[
         "recipe": recipe.resolved(),
         "source": described,
         "plan_sha256": fingerprint(plan),
-        "build": {"shard_size": options.shard_size, "test_fraction": options.test_fraction,
-                  "limit": options.limit, "image_format": options.image_format},
+        "build": {
+            "shard_size": options.shard_size,
+            "test_fraction": options.test_fraction,
+            "limit": options.limit,
+            "image_format": options.image_format,
+        },
     }
 
 
@@ -80,10 +84,14 @@ def _prepare(out: Path, identity: dict, overwrite: bool) -> None:
             target = out / name
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     elif previous is not None and previous != identity:
-        raise BuildError(f"{out} holds a different build (other source, recipe, seed or options). "
-                         "Pass --overwrite to replace it, or choose another --out.")
+        raise BuildError(
+            f"{out} holds a different build (other source, recipe, seed or options). "
+            "Pass --overwrite to replace it, or choose another --out."
+        )
     elif previous is None and out.exists() and any(out.iterdir()):
-        raise BuildError(f"{out} is not empty and holds no puzzlegen build. Pass --overwrite or choose another --out.")
+        raise BuildError(
+            f"{out} is not empty and holds no puzzlegen build. Pass --overwrite or choose another --out."
+        )
     for sub in ("data", "wds", f"{STATE}/done"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     writers.write_json({"identity": identity}, state)
@@ -152,7 +160,9 @@ def assemble_manifest(identity: dict, plan: list[ShardPlan], out: Path) -> dict[
     skipped: Counter[str] = Counter()
     content = hashlib.sha256()
     for shard in shards:
-        split = splits.setdefault(shard["split"], {"shards": 0, "images": 0, "records": 0, "counts": Counter()})
+        split = splits.setdefault(
+            shard["split"], {"shards": 0, "images": 0, "records": 0, "counts": Counter()}
+        )
         split["shards"] += 1
         split["images"] += shard["images"]
         split["records"] += shard["records"]
@@ -164,8 +174,11 @@ def assemble_manifest(identity: dict, plan: list[ShardPlan], out: Path) -> dict[
     return {
         "format_version": 1,
         **identity,
-        "source": {**identity["source"], "content_sha256": content.hexdigest(),
-                   "images": sum(s["images"] for s in shards)},
+        "source": {
+            **identity["source"],
+            "content_sha256": content.hexdigest(),
+            "images": sum(s["images"] for s in shards),
+        },
         "splits": splits,
         "skipped": dict(sorted(skipped.items())),
         "records": sum(s["records"] for s in shards),
@@ -175,7 +188,9 @@ def assemble_manifest(identity: dict, plan: list[ShardPlan], out: Path) -> dict[
     }
 
 
-def build(source: Source, recipe: Recipe, options: BuildOptions, progress: Progress | None = None) -> dict[str, Any]:
+def build(
+    source: Source, recipe: Recipe, options: BuildOptions, progress: Progress | None = None
+) -> dict[str, Any]:
     """Build (or resume) the dataset in `options.out` and return its manifest."""
     if options.image_format not in ("jpeg", "png"):
         raise BuildError("--image-format must be jpeg or png")

@@ -46,16 +46,27 @@ def record_id(entry: str, source_key: str, variant: int) -> str:
     return f"{entry}-{hashlib.sha256(source_key.encode()).hexdigest()[:16]}-{variant}"
 
 
-def to_record(spec: BuildSpec, entry: TaskEntry, puzzle: Puzzle, source: dict, variant: int) -> dict[str, Any]:
+def to_record(
+    spec: BuildSpec, entry: TaskEntry, puzzle: Puzzle, source: dict, variant: int
+) -> dict[str, Any]:
     fmt = entry.format
     verifier = {**puzzle.verifier, "answer": puzzle.answer, **fmt.spec()}
     prompt = f"{puzzle.prompt}\n{instruction(fmt.style, fmt.think)}"
     if prompt.count("<image>") != len(puzzle.images):
-        raise RuntimeError(f"{entry.name}: prompt has {prompt.count('<image>')} <image> for {len(puzzle.images)} images")
+        raise RuntimeError(
+            f"{entry.name}: prompt has {prompt.count('<image>')} <image> for {len(puzzle.images)} images"
+        )
     if score(oracle(verifier), verifier).total != 1.0:  # a label its own verifier rejects is a bug, not data
-        raise RuntimeError(f"{entry.name}: the answer {puzzle.answer!r} does not score 1 under its own verifier")
-    meta = {"task": entry.task.name, "name": entry.name, "variant": variant,
-            "params": entry.task.config.params(), **puzzle.meta}
+        raise RuntimeError(
+            f"{entry.name}: the answer {puzzle.answer!r} does not score 1 under its own verifier"
+        )
+    meta = {
+        "task": entry.task.name,
+        "name": entry.name,
+        "variant": variant,
+        "params": entry.task.config.params(),
+        **puzzle.meta,
+    }
     return {
         "id": record_id(entry.name, f"{source['dataset']}:{source['id']}", variant),
         "task": entry.task.name,
@@ -112,8 +123,14 @@ def build_records(
         except BadImage as bad:
             skipped[bad.reason] += 1
             continue
-        source = {"dataset": describe["name"], "kind": describe["kind"], "id": source_id, "sha256": sha,
-                  "width": image.size[0], "height": image.size[1]}
+        source = {
+            "dataset": describe["name"],
+            "kind": describe["kind"],
+            "id": source_id,
+            "sha256": sha,
+            "width": image.size[0],
+            "height": image.size[1],
+        }
         for entry in spec.recipe.entries:
             per_image = entry.task.per_image()
             for variant in range(per_image):
@@ -121,7 +138,8 @@ def build_records(
                 ctx = Context(
                     rng=puzzle_rng,
                     balanced=lambda k, p=position * per_image + variant, e=entry.name: balanced_choice(
-                        k, p, spec.seed, e, shard.split),
+                        k, p, spec.seed, e, shard.split
+                    ),
                     partner=_partner(spec, shard.split, index, sha, puzzle_rng),
                 )
                 try:
@@ -148,7 +166,10 @@ def build_shard(spec: BuildSpec, shard: ShardPlan, advance: Callable[[int], None
         "counts": dict(sorted(counts.items())),
         "skipped": dict(sorted(skipped.items())),
         "content_sha256": content_sha,
-        "files": {"parquet": writers.file_info(parquet_path, spec.out), "wds": writers.file_info(tar_path, spec.out)},
+        "files": {
+            "parquet": writers.file_info(parquet_path, spec.out),
+            "wds": writers.file_info(tar_path, spec.out),
+        },
     }
     writers.write_json(done, state / "done" / f"{shard.name}.json")
     return done

@@ -47,14 +47,20 @@ def file_info(path: Path, root: Path) -> dict[str, Any]:
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    return {"path": path.relative_to(root).as_posix(), "sha256": digest.hexdigest(), "bytes": path.stat().st_size}
+    return {
+        "path": path.relative_to(root).as_posix(),
+        "sha256": digest.hexdigest(),
+        "bytes": path.stat().st_size,
+    }
 
 
 def write_parquet(records: list[dict[str, Any]], path: Path) -> None:
     rows = [{**r, "images": [{"bytes": b, "path": None} for b in r["images"]]} for r in records]
     table = pa.Table.from_pylist(rows, schema=SCHEMA)
     with atomic(path) as tmp:
-        pq.write_table(table, tmp, row_group_size=ROW_GROUP, compression="zstd", write_statistics=["id", "task"])
+        pq.write_table(
+            table, tmp, row_group_size=ROW_GROUP, compression="zstd", write_statistics=["id", "task"]
+        )
 
 
 def write_json(obj: Any, path: Path) -> None:
@@ -70,8 +76,10 @@ def write_webdataset(records: list[dict[str, Any]], path: Path, extension: str) 
     with atomic(path) as tmp, open(tmp, "wb") as stream:
         writer = wds.TarWriter(stream, mtime=0.0, encoder=False, user="puzzlegen", group="puzzlegen")
         for r in records:
-            sample = {"__key__": r["id"], "json": json.dumps({k: r[k] for k in COLUMNS if k != "images"},
-                                                            sort_keys=True).encode()}
+            sample = {
+                "__key__": r["id"],
+                "json": json.dumps({k: r[k] for k in COLUMNS if k != "images"}, sort_keys=True).encode(),
+            }
             sample.update({f"img{k}.{extension}": data for k, data in enumerate(r["images"])})
             writer.write(sample)
         writer.close()

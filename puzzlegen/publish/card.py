@@ -30,8 +30,12 @@ def front_matter(manifest: dict[str, Any]) -> str:
         "task_categories": ["visual-question-answering", "image-text-to-text"],
         "tags": ["puzzlegen", "self-supervised", "rlvr", "verifiable-rewards", "synthetic-tasks"],
         "pretty_name": f"{manifest['recipe']['name']} puzzles from {manifest['source']['name']}",
-        "configs": [{"config_name": "default",
-                     "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits]}],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in splits],
+            }
+        ],
         "dataset_info": {
             "features": features,
             "splits": [{"name": s, "num_examples": manifest["splits"][s]["records"]} for s in splits],

@@ -29,7 +29,9 @@ def contact_sheet(record: dict[str, Any], height: int = 160, pad: int = 8) -> Im
     """The record's images side by side, numbered in prompt order."""
     images = [Image.open(io.BytesIO(b)).convert("RGB") for b in record["images"]]
     images = [im.resize((max(1, im.width * height // im.height), height)) for im in images]
-    sheet = Image.new("RGB", (sum(im.width for im in images) + pad * (len(images) + 1), height + 2 * pad + 14), "white")
+    sheet = Image.new(
+        "RGB", (sum(im.width for im in images) + pad * (len(images) + 1), height + 2 * pad + 14), "white"
+    )
     draw, x = ImageDraw.Draw(sheet), pad
     for k, im in enumerate(images, 1):
         sheet.paste(im, (x, pad + 14))

@@ -22,7 +22,9 @@ HELP = (
 def _guess(path: Path) -> str:
     if path.suffix == ".tar" or (path.is_dir() and any(path.glob("*.tar"))):
         return "wds"
-    if path.suffix == ".parquet" or (path.is_dir() and any(path.glob("*.parquet")) and not any(path.glob("*.jp*g"))):
+    if path.suffix == ".parquet" or (
+        path.is_dir() and any(path.glob("*.parquet")) and not any(path.glob("*.jp*g"))
+    ):
         return "parquet"
     if path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()):
         return "hf"

@@ -32,4 +32,9 @@ class CocoSource(FolderSource):
         self.subset = subset
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "name": f"coco-{self.subset}", "uri": str(self.root), "subset": self.subset}
+        return {
+            "kind": self.kind,
+            "name": f"coco-{self.subset}",
+            "uri": str(self.root),
+            "subset": self.subset,
+        }

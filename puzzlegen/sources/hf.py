@@ -14,7 +14,9 @@ ID_COLUMNS = ("id", "image_id", "uid", "key")
 class HFSource(Source):
     kind = "hf"
 
-    def __init__(self, name: str, split: str = "train", image_column: str | None = None, revision: str | None = None):
+    def __init__(
+        self, name: str, split: str = "train", image_column: str | None = None, revision: str | None = None
+    ):
         self.name, self.split, self.image_column, self.revision = name, split, image_column, revision
 
     def __getstate__(self):  # workers reopen the (memory-mapped) dataset themselves
@@ -31,12 +33,16 @@ class HFSource(Source):
             else:
                 ds = datasets.load_dataset(self.name, split=self.split, revision=self.revision)
         except (FileNotFoundError, ValueError, KeyError, ConnectionError, OSError) as error:
-            raise SourceError(f"cannot open Hugging Face dataset {self.name!r} (split {self.split!r}): {error}") from None
+            raise SourceError(
+                f"cannot open Hugging Face dataset {self.name!r} (split {self.split!r}): {error}"
+            ) from None
         column = self.image_column or next(
             (k for k, f in ds.features.items() if isinstance(f, datasets.Image)), None
         )
         if column not in ds.features:
-            raise SourceError(f"{self.name}: no image column (columns: {', '.join(ds.features)}); pass --image-column")
+            raise SourceError(
+                f"{self.name}: no image column (columns: {', '.join(ds.features)}); pass --image-column"
+            )
         self.image_column = column
         return ds.cast_column(column, datasets.Image(decode=False))
 
@@ -47,7 +53,9 @@ class HFSource(Source):
             return [f"{i:09d}" for i in range(len(ds))]
         ids = [str(v) for v in ds[id_column]]
         if len(set(ids)) != len(ids):
-            raise SourceError(f"{self.name}: column {id_column!r} has duplicate values, so it cannot name images")
+            raise SourceError(
+                f"{self.name}: column {id_column!r} has duplicate values, so it cannot name images"
+            )
         return ids
 
     def read(self, index: int) -> bytes:
@@ -62,5 +70,11 @@ class HFSource(Source):
             raise BadImage("read_error") from None
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "name": Path(self.name).name or self.name, "uri": self.name,
-                "split": self.split, "revision": self.revision, "image_column": self.image_column}
+        return {
+            "kind": self.kind,
+            "name": Path(self.name).name or self.name,
+            "uri": self.name,
+            "split": self.split,
+            "revision": self.revision,
+            "image_column": self.image_column,
+        }

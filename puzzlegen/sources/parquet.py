@@ -30,11 +30,18 @@ class ParquetSource(Source):
 
         if self.image_column:
             if self.image_column not in schema.names:
-                raise SourceError(f"{self.path}: no column {self.image_column!r} (columns: {', '.join(schema.names)})")
+                raise SourceError(
+                    f"{self.path}: no column {self.image_column!r} (columns: {', '.join(schema.names)})"
+                )
             return self.image_column
         for field in schema:
             t = field.type
-            if pa.types.is_struct(t) and t.get_field_index("bytes") >= 0 or pa.types.is_binary(t) or pa.types.is_large_binary(t):
+            if (
+                pa.types.is_struct(t)
+                and t.get_field_index("bytes") >= 0
+                or pa.types.is_binary(t)
+                or pa.types.is_large_binary(t)
+            ):
                 return field.name
         raise SourceError(f"{self.path}: no image column (struct<bytes,path> or binary); pass --image-column")
 
@@ -55,7 +62,9 @@ class ParquetSource(Source):
                 for group in range(reader.num_row_groups):
                     for k in range(reader.metadata.row_group(group).num_rows):
                         name = str(ids[row]) if ids else f"{row:09d}"
-                        rows.append((f"{file.relative_to(self.path.parent).as_posix()}/{name}", number, group, k))
+                        rows.append(
+                            (f"{file.relative_to(self.path.parent).as_posix()}/{name}", number, group, k)
+                        )
                         row += 1
             self._rows = rows
         return self._rows
@@ -83,4 +92,9 @@ class ParquetSource(Source):
         return value
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "name": self.path.stem, "uri": str(self.path), "image_column": self.image_column}
+        return {
+            "kind": self.kind,
+            "name": self.path.stem,
+            "uri": str(self.path),
+            "image_column": self.image_column,
+        }

@@ -45,7 +45,9 @@ def render(index: int, seed: int = 0) -> Image.Image:
     t = np.linspace(0, 1, horizon, dtype=np.float32)[:, None, None]
     sky = np.broadcast_to(top * (1 - t) + low * t, (horizon, w, 3))
     # ground: lighter and finer near the horizon, darker and coarser near the viewer
-    soil = np.array(_jitter(rng, [(70, 130, 50), (150, 120, 70), (200, 180, 120), (90, 110, 60)][int(rng.integers(4))]))
+    soil = np.array(
+        _jitter(rng, [(70, 130, 50), (150, 120, 70), (200, 180, 120), (90, 110, 60)][int(rng.integers(4))])
+    )
     g = np.linspace(0, 1, h - horizon, dtype=np.float32)[:, None, None]
     ground = np.broadcast_to(soil * (1.1 - 0.45 * g), (h - horizon, w, 3))
     pixels = np.concatenate([sky, ground]).astype(np.float32)
@@ -70,7 +72,10 @@ def render(index: int, seed: int = 0) -> Image.Image:
     xs = np.linspace(0, w, 9)
     peaks = horizon - rng.uniform(0.03, 0.15, 9) * h
     hill = _jitter(rng, (90, 110, 130))
-    draw.polygon([(0, horizon)] + list(zip(xs.tolist(), peaks.tolist(), strict=True)) + [(w, horizon)], fill=hill + (255,))
+    draw.polygon(
+        [(0, horizon)] + list(zip(xs.tolist(), peaks.tolist(), strict=True)) + [(w, horizon)],
+        fill=hill + (255,),
+    )
 
     # objects standing on the ground, nearer ones lower and larger; shadows fall away from the sun
     shadow_dir = 1.0 if sun_x < w / 2 else -1.0
@@ -83,22 +88,44 @@ def render(index: int, seed: int = 0) -> Image.Image:
         height = scale * float(rng.uniform(0.12, 0.22)) * h
         width = height * (0.45 if kind == 0 else 0.8 if kind == 1 else 0.12)
         draw.polygon(
-            [(x - width / 2, base_y), (x + width / 2, base_y),
-             (x + width / 2 + shadow_dir * height * 0.9, base_y + height * 0.12),
-             (x - width / 2 + shadow_dir * height * 0.9, base_y + height * 0.12)],
+            [
+                (x - width / 2, base_y),
+                (x + width / 2, base_y),
+                (x + width / 2 + shadow_dir * height * 0.9, base_y + height * 0.12),
+                (x - width / 2 + shadow_dir * height * 0.9, base_y + height * 0.12),
+            ],
             fill=(0, 0, 0, 90),
         )
         if kind == 0:  # tree: trunk and a canopy above it
-            draw.rectangle([x - width * 0.12, base_y - height * 0.5, x + width * 0.12, base_y], fill=_jitter(rng, (90, 60, 35)))
-            draw.ellipse([x - width / 2, base_y - height, x + width / 2, base_y - height * 0.4], fill=_jitter(rng, (40, 110, 40)))
+            draw.rectangle(
+                [x - width * 0.12, base_y - height * 0.5, x + width * 0.12, base_y],
+                fill=_jitter(rng, (90, 60, 35)),
+            )
+            draw.ellipse(
+                [x - width / 2, base_y - height, x + width / 2, base_y - height * 0.4],
+                fill=_jitter(rng, (40, 110, 40)),
+            )
         elif kind == 1:  # house: walls, a door, a pointed roof
             wall_top = base_y - height * 0.6
-            draw.rectangle([x - width / 2, wall_top, x + width / 2, base_y], fill=_jitter(rng, (200, 170, 140), 50))
-            draw.rectangle([x - width * 0.1, base_y - height * 0.3, x + width * 0.1, base_y], fill=_jitter(rng, (80, 50, 30)))
-            draw.polygon([(x - width * 0.6, wall_top), (x + width * 0.6, wall_top), (x, base_y - height)], fill=_jitter(rng, (150, 40, 30)))
+            draw.rectangle(
+                [x - width / 2, wall_top, x + width / 2, base_y], fill=_jitter(rng, (200, 170, 140), 50)
+            )
+            draw.rectangle(
+                [x - width * 0.1, base_y - height * 0.3, x + width * 0.1, base_y],
+                fill=_jitter(rng, (80, 50, 30)),
+            )
+            draw.polygon(
+                [(x - width * 0.6, wall_top), (x + width * 0.6, wall_top), (x, base_y - height)],
+                fill=_jitter(rng, (150, 40, 30)),
+            )
         else:  # post with a lamp on top
-            draw.rectangle([x - width / 2, base_y - height, x + width / 2, base_y], fill=_jitter(rng, (60, 60, 70)))
-            draw.ellipse([x - width * 1.5, base_y - height - width * 2, x + width * 1.5, base_y - height + width], fill=(255, 220, 120, 255))
+            draw.rectangle(
+                [x - width / 2, base_y - height, x + width / 2, base_y], fill=_jitter(rng, (60, 60, 70))
+            )
+            draw.ellipse(
+                [x - width * 1.5, base_y - height - width * 2, x + width * 1.5, base_y - height + width],
+                fill=(255, 220, 120, 255),
+            )
     return image.filter(ImageFilter.SMOOTH) if rng.random() < 0.3 else image
 
 

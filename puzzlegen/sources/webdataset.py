@@ -35,7 +35,11 @@ class WebDatasetSource(Source):
                         for member in tar:
                             key, _, ext = member.name.partition(".")
                             sample = f"{tar_path.stem}/{key}"
-                            if member.isfile() and f".{ext.lower()}" in IMAGE_EXTENSIONS and sample not in index:
+                            if (
+                                member.isfile()
+                                and f".{ext.lower()}" in IMAGE_EXTENSIONS
+                                and sample not in index
+                            ):
                                 index[sample] = (sample, number, member.offset_data, member.size)
                 except (tarfile.TarError, OSError) as error:
                     raise SourceError(f"{tar_path}: unreadable tar ({error})") from None

@@ -103,7 +103,9 @@ def parse_task(text: str, params: dict[str, Any] | None = None) -> tuple[str, Ta
         a, b = REGISTRY[family].shorthand
         params = {a: int(match.group(2)), b: int(match.group(3)), **params}
     if family not in REGISTRY:
-        raise ValueError(f"unknown task {name!r}; known: {', '.join(sorted(REGISTRY))} (see `puzzlegen tasks`)")
+        raise ValueError(
+            f"unknown task {name!r}; known: {', '.join(sorted(REGISTRY))} (see `puzzlegen tasks`)"
+        )
     cls = REGISTRY[family]
     try:
         return name, cls(cls.Config.from_params(params))

@@ -8,7 +8,9 @@ from PIL import Image
 BLOCK = 8  # JPEG block size: cuts on this grid leave no half-block seams that reveal a tile's offset
 
 
-def square_crop(image: Image.Image, rng: np.random.Generator, side: int | None = None) -> tuple[Image.Image, list]:
+def square_crop(
+    image: Image.Image, rng: np.random.Generator, side: int | None = None
+) -> tuple[Image.Image, list]:
     """A square crop at a random, block-aligned position; a square never gives rotation away by shape.
 
     Returns the crop and its box [left, top, right, bottom] in source pixels.
@@ -29,7 +31,9 @@ def resize(image: Image.Image, size: int | tuple[int, int]) -> Image.Image:
 
 def thumbnail(image: Image.Image, side: int = 16) -> np.ndarray:
     """A small float RGB array in [0, 1] for cheap similarity tests."""
-    return np.asarray(image.convert("RGB").resize((side, side), Image.Resampling.BOX), dtype=np.float32) / 255.0
+    return (
+        np.asarray(image.convert("RGB").resize((side, side), Image.Resampling.BOX), dtype=np.float32) / 255.0
+    )
 
 
 def distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -39,7 +43,9 @@ def distance(a: np.ndarray, b: np.ndarray) -> float:
 
 def texture(image: Image.Image) -> float:
     """Standard deviation of grey levels in [0, 1]: near 0 for a blank wall or a clear sky."""
-    return float(np.asarray(image.convert("L").resize((32, 32), Image.Resampling.BOX), dtype=np.float32).std() / 255)
+    return float(
+        np.asarray(image.convert("L").resize((32, 32), Image.Resampling.BOX), dtype=np.float32).std() / 255
+    )
 
 
 def equivalence_classes(thumbs: list[np.ndarray], threshold: float) -> list[list[int]]:

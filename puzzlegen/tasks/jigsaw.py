@@ -49,12 +49,18 @@ class Jigsaw(Task):
             j = min(cfg.jitter, (right - left) // 4)
             dx, dy = (int(v) for v in ctx.rng.integers(0, 2 * j + 1, size=2)) if j else (0, 0)
             # with jitter, every tile loses 2*j pixels across, placed at random: no two edges meet exactly
-            tiles.append(ops.resize(square.crop((left + dx, top + dy, right - 2 * j + dx, bottom - 2 * j + dy)), cfg.tile_size))
+            tiles.append(
+                ops.resize(
+                    square.crop((left + dx, top + dy, right - 2 * j + dx, bottom - 2 * j + dy)), cfg.tile_size
+                )
+            )
         return tiles
 
     def _composite(self, tiles: list[Image.Image]) -> Image.Image:
         cfg, t, g = self.config, self.config.tile_size, self.config.gap
-        canvas = Image.new("RGB", (cfg.cols * t + (cfg.cols - 1) * g, cfg.rows * t + (cfg.rows - 1) * g), "white")
+        canvas = Image.new(
+            "RGB", (cfg.cols * t + (cfg.cols - 1) * g, cfg.rows * t + (cfg.rows - 1) * g), "white"
+        )
         for i, tile in enumerate(tiles):
             r, c = divmod(i, cfg.cols)
             canvas.paste(tile, (c * (t + g), r * (t + g)))
@@ -81,19 +87,21 @@ class Jigsaw(Task):
 
         grid = f"{cfg.rows}x{cfg.cols}"
         rule = (
-            f"For each position of the original image in reading order (left to right, top to bottom), give the "
-            f"number of the piece that belongs there, as {n} comma-separated numbers, e.g. "
+            "For each position of the original image in reading order (left to right, top to bottom), "
+            f"give the number of the piece that belongs there, as {n} comma-separated numbers, e.g. "
             f"{','.join(str(i) for i in range(1, n + 1))}."
         )
         if cfg.layout == "tiles":
             images = shown
             pieces = "\n".join(f"Piece {k + 1}: <image>" for k in range(n))
-            prompt = f"{pieces}\nThese {n} pieces were cut from one image along a {grid} grid and shuffled. {rule}"
+            prompt = (
+                f"{pieces}\nThese {n} pieces were cut from one image along a {grid} grid and shuffled. {rule}"
+            )
         else:
             images = [self._composite(shown)]
             prompt = (
-                f"<image>\nThis image was cut into a {grid} grid of pieces that were then shuffled. Number the "
-                f"pieces as they appear here, 1 to {n} in reading order. {rule}"
+                f"<image>\nThis image was cut into a {grid} grid of pieces that were then shuffled. "
+                f"Number the pieces as they appear here, 1 to {n} in reading order. {rule}"
             )
         verifier = {"kind": "permutation", "n": n, "rows": cfg.rows, "cols": cfg.cols, "partial": cfg.partial}
         if label_classes:

@@ -10,7 +10,11 @@ from PIL import Image
 from . import imageops as ops
 from .base import Context, Puzzle, Skip, Task, TaskConfig, register
 
-_QUARTER_TURNS = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+_QUARTER_TURNS = {
+    90: Image.Transpose.ROTATE_90,
+    180: Image.Transpose.ROTATE_180,
+    270: Image.Transpose.ROTATE_270,
+}
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,9 @@ class Rotation(Task):
     def _inscribed(self, image: Image.Image) -> Image.Image:
         """For angles off the quarter turns, keep only the square that no rotation leaves black corners
         in, and do the same to every view, so that scale gives nothing away."""
-        factor = min(1 / (abs(math.cos(math.radians(a))) + abs(math.sin(math.radians(a)))) for a in self.config.angles)
+        factor = min(
+            1 / (abs(math.cos(math.radians(a))) + abs(math.sin(math.radians(a)))) for a in self.config.angles
+        )
         if factor > 0.999:
             return image
         side = image.size[0]
@@ -69,7 +75,11 @@ class Rotation(Task):
         thumb = ops.thumbnail(square, 32)
         for a in cfg.angles:
             for b in cfg.angles:
-                if a < b and ops.distance(ops.thumbnail(self._turn(square, b - a), 32), thumb) < cfg.symmetry_threshold:
+                if (
+                    a < b
+                    and ops.distance(ops.thumbnail(self._turn(square, b - a), 32), thumb)
+                    < cfg.symmetry_threshold
+                ):
                     raise Skip("rotation_symmetric")
 
         angle = cfg.angles[ctx.balanced(len(cfg.angles))]

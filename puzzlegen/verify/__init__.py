@@ -13,6 +13,17 @@ def oracle(spec: dict | str) -> str:
 
 
 __all__ = [
-    "PARTIAL", "Score", "easyr1_compute_score", "extract", "instruction", "load_spec", "normalize", "oracle",
-    "parse_permutation", "render", "score", "trl_reward", "verl_compute_score",
+    "PARTIAL",
+    "Score",
+    "easyr1_compute_score",
+    "extract",
+    "instruction",
+    "load_spec",
+    "normalize",
+    "oracle",
+    "parse_permutation",
+    "render",
+    "score",
+    "trl_reward",
+    "verl_compute_score",
 ]

@@ -149,7 +149,9 @@ def score(completion: str, spec: dict | str) -> Score:
         if len(completion) > spec.get("max_chars", DEFAULT_MAX_CHARS):
             return Score(0.0, 0.0, 0.0, reason="completion too long")
         fmt = spec.get("format", {})
-        answer, format_ok, reason = extract(completion, fmt.get("style", "answer_tag"), fmt.get("think", "none"))
+        answer, format_ok, reason = extract(
+            completion, fmt.get("style", "answer_tag"), fmt.get("think", "none")
+        )
         accuracy = 0.0
         if answer is not None:
             if not answer.strip():

@@ -1,0 +1,169 @@
+"""Every corpus kind, on small data the tests make themselves; bad inputs are counted skips."""
+
+import io
+import json
+import tarfile
+
+import pytest
+from PIL import Image
+
+from puzzlegen.sources import BadImage, SourceError, decode, open_source
+from puzzlegen.sources.synthetic import render
+
+from .helpers import quick_build, read_records
+
+
+def jpeg(index: int, size=(200, 160)) -> bytes:
+    buffer = io.BytesIO()
+    render(index).resize(size).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "pics"
+    (root / "nested").mkdir(parents=True)
+    for i in range(5):
+        (root / ("nested" if i % 2 else "") / f"img{i}.jpg").write_bytes(jpeg(i))
+    (root / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (root / "tiny.png").write_bytes(_png(Image.new("RGB", (20, 20), "red")))
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_exif_orientation_is_applied_before_anything_else():
+    shown = Image.new("RGB", (100, 200), "blue")
+    shown.paste((255, 0, 0), (0, 0, 100, 100))  # red on top when displayed upright
+    raw = shown.transpose(Image.Transpose.ROTATE_90)  # stored sideways, EXIF says "rotate 90 cw to show"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    raw.save(buffer, "JPEG", exif=exif.tobytes(), quality=95)
+    image = decode(buffer.getvalue())
+    assert image.size == (100, 200)
+    r, g, b = image.getpixel((50, 20))
+    assert r > 200 and b < 60
+
+
+def test_decode_rejects_garbage_with_a_reason():
+    for data in (b"", b"garbage", jpeg(0)[:200]):
+        with pytest.raises(BadImage) as caught:
+            decode(data)
+        assert caught.value.reason == "decode_error"
+
+
+def test_folder_is_recursive_sorted_and_counts_bad_inputs(folder, tmp_path):
+    source = open_source(str(folder))
+    assert source.kind == "folder"
+    assert source.ids() == [
+        "broken.jpg",
+        "img0.jpg",
+        "img2.jpg",
+        "img4.jpg",
+        "nested/img1.jpg",
+        "nested/img3.jpg",
+        "tiny.png",
+    ]
+    manifest = quick_build(tmp_path / "out", source=str(folder), tasks="rotation", test_fraction=0)
+    assert manifest["skipped"] == {"decode_error": 1, "rotation:too_small": 1}
+    assert manifest["splits"]["train"]["counts"] == {"rotation": 5}
+
+
+def test_coco_layout_and_a_clear_message_when_missing(tmp_path, monkeypatch):
+    monkeypatch.delenv("PUZZLEGEN_COCO_ROOT", raising=False)
+    with pytest.raises(SourceError, match="PUZZLEGEN_COCO_ROOT"):
+        open_source("coco")
+    with pytest.raises(SourceError, match="train2017"):
+        open_source("coco", root=str(tmp_path / "nowhere"))
+    (tmp_path / "coco" / "train2017").mkdir(parents=True)
+    (tmp_path / "coco" / "val2017").mkdir()
+    for i in range(3):
+        (tmp_path / "coco" / "val2017" / f"{i:012d}.jpg").write_bytes(jpeg(i))
+    monkeypatch.setenv("PUZZLEGEN_COCO_ROOT", str(tmp_path / "coco"))
+    source = open_source("coco", subset="val2017")
+    assert source.ids() == [f"{i:012d}.jpg" for i in range(3)]
+    assert source.describe()["name"] == "coco-val2017"
+    assert open_source(str(tmp_path / "coco"), subset="val2017").kind == "coco"
+
+
+def test_hf_dataset_saved_to_disk(tmp_path):
+    import datasets
+
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")})
+    ds = datasets.Dataset.from_dict(
+        {"image": [{"bytes": jpeg(i), "path": None} for i in range(4)], "label": list(range(4))},
+        features=features,
+    )
+    ds.save_to_disk(tmp_path / "hfds")
+    source = open_source(f"hf:{tmp_path / 'hfds'}")
+    assert source.ids() == [f"{i:09d}" for i in range(4)]
+    assert decode(source.read(2)).size == (200, 160)
+    assert open_source(str(tmp_path / "hfds")).kind == "hf"
+    manifest = quick_build(
+        tmp_path / "out", source=f"hf:{tmp_path / 'hfds'}", tasks="rotation", test_fraction=0
+    )
+    assert manifest["records"] == 4
+
+
+def test_webdataset_source_reads_members_by_offset(tmp_path):
+    import webdataset as wds
+
+    path = tmp_path / "shard-000.tar"
+    with wds.TarWriter(str(path)) as writer:
+        for i in range(4):
+            writer.write({"__key__": f"sample{i}", "jpg": jpeg(i), "json": {"i": i}})
+    source = open_source(str(path))
+    assert source.kind == "webdataset"
+    assert source.ids() == [f"shard-000/sample{i}" for i in range(4)]
+    assert source.read(3) == jpeg(3)
+    with tarfile.open(path) as t:
+        assert len(t.getmembers()) == 8
+
+
+def test_parquet_source_with_hub_image_column(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    image = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    table = pa.table(
+        {
+            "image_id": [f"x{i}" for i in range(5)],
+            "image": pa.array([{"bytes": jpeg(i), "path": None} for i in range(5)], image),
+        }
+    )
+    pq.write_table(table, tmp_path / "part.parquet", row_group_size=2)
+    source = open_source(f"parquet:{tmp_path / 'part.parquet'}")
+    assert source.ids() == [f"part.parquet/x{i}" for i in range(5)]
+    assert [source.read(i) for i in (4, 0, 1)] == [jpeg(4), jpeg(0), jpeg(1)]
+
+
+def test_duplicate_images_are_skipped(tmp_path):
+    root = tmp_path / "dups"
+    root.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (root / name).write_bytes(jpeg(1))
+    (root / "c.jpg").write_bytes(jpeg(2))
+    manifest = quick_build(tmp_path / "out", source=str(root), tasks="rotation", test_fraction=0)
+    assert manifest["skipped"] == {"duplicate": 1}
+    rows = read_records(tmp_path / "out")
+    assert sorted(json.loads(r["source"])["id"] for r in rows) == ["a.jpg", "c.jpg"]
+
+
+@pytest.mark.parametrize(
+    "text", ["folder:/no/such/dir", "/no/such/path", "synthetic:abc", "hf:", "wds:/nope.tar"]
+)
+def test_bad_locations_raise_source_errors(text):
+    with pytest.raises(SourceError):
+        open_source(text)
+
+
+def test_synthetic_images_are_distinct_and_reproducible():
+    a, b = render(3), render(4)
+    assert a.tobytes() == render(3).tobytes()
+    assert a.tobytes() != b.tobytes()
