@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,21 +69,24 @@ def write_json(obj: Any, path: Path) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def _tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode, info.uname, info.gname = len(data), 0, 0o444, "puzzlegen", "puzzlegen"
+    tar.addfile(info, io.BytesIO(data))
+
+
 def write_webdataset(records: list[dict[str, Any]], path: Path, extension: str) -> None:
     """{id}.json holds every column but the images; {id}.img0.EXT, {id}.img1.EXT ... hold the images.
-    A fixed mtime keeps the tar headers free of the clock."""
-    import webdataset as wds
 
-    with atomic(path) as tmp, open(tmp, "wb") as stream:
-        writer = wds.TarWriter(stream, mtime=0.0, encoder=False, user="puzzlegen", group="puzzlegen")
+    Written with the standard library's tarfile: `import webdataset` imports torch (seconds per worker,
+    and gigabytes on GPU machines) only to do this. Members carry mtime 0, so no clock enters the bytes;
+    the tests read the tars back with `webdataset.WebDataset`."""
+    with atomic(path) as tmp, tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
         for r in records:
-            sample = {
-                "__key__": r["id"],
-                "json": json.dumps({k: r[k] for k in COLUMNS if k != "images"}, sort_keys=True).encode(),
-            }
-            sample.update({f"img{k}.{extension}": data for k, data in enumerate(r["images"])})
-            writer.write(sample)
-        writer.close()
+            text = json.dumps({k: r[k] for k in COLUMNS if k != "images"}, sort_keys=True)
+            _tar_member(tar, f"{r['id']}.json", text.encode())
+            for k, data in enumerate(r["images"]):
+                _tar_member(tar, f"{r['id']}.img{k}.{extension}", data)
 
 
 def encode_image(image, image_format: str) -> bytes:
