@@ -188,6 +188,31 @@ def info(path: Annotated[Path, typer.Argument(help="a folder made by `puzzlegen 
     console.print("libraries: " + ", ".join(f"{k} {v}" for k, v in manifest["libraries"].items()))
 
 
+@app.command()
+def push(
+    path: Annotated[Path, typer.Argument(help="a folder made by `puzzlegen build`")],
+    repo_id: Annotated[str, typer.Argument(help="the Hub dataset repo, e.g. me/coco-puzzles")],
+    tag: Annotated[str | None, typer.Option(help="version tag [default: v{version}-{content hash}]")] = None,
+    private: Annotated[bool, typer.Option(help="create the repo as private")] = False,
+    token: Annotated[
+        str | None, typer.Option(help="Hub token [default: HF_TOKEN or the saved login]")
+    ] = None,
+):
+    """Publish a dataset on the Hugging Face Hub with its card and a version tag."""
+    from puzzlegen.publish.hub import PushError
+    from puzzlegen.publish.hub import push as push_dataset
+
+    try:
+        pushed = push_dataset(path, repo_id, tag=tag, private=private, token=token)
+    except PushError as error:
+        err.print(f"[bold red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    console.print(
+        f"[bold green]pushed[/] {pushed.url} at tag [cyan]{pushed.tag}[/] (commit {pushed.commit[:10]})"
+    )
+    console.print(f"load it with: load_dataset({repo_id!r}, revision={pushed.tag!r})")
+
+
 @app.command(name="tasks")
 def list_tasks(
     name: Annotated[

@@ -167,3 +167,12 @@ def test_synthetic_images_are_distinct_and_reproducible():
     a, b = render(3), render(4)
     assert a.tobytes() == render(3).tobytes()
     assert a.tobytes() != b.tobytes()
+
+
+def test_large_jpegs_decode_in_draft_mode_but_report_their_size():
+    big = render(0).resize((2400, 2200))
+    buffer = io.BytesIO()
+    big.save(buffer, "JPEG", quality=90)
+    image = decode(buffer.getvalue())
+    assert min(image.size) >= 1024 and image.size[0] < 2400  # reduced by DCT scaling
+    assert image.info["original_size"] == (2400, 2200)

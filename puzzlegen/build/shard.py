@@ -128,8 +128,8 @@ def build_records(
             "kind": describe["kind"],
             "id": source_id,
             "sha256": sha,
-            "width": image.size[0],
-            "height": image.size[1],
+            "width": image.info["original_size"][0],
+            "height": image.info["original_size"][1],
         }
         for entry in spec.recipe.entries:
             per_image = entry.task.per_image()

@@ -44,14 +44,27 @@ class Source(ABC):
         """kind and location, for the manifest and the dataset card."""
 
 
-def decode(data: bytes, max_pixels: int = 64_000_000) -> Image.Image:
-    """Bytes -> upright RGB image. EXIF orientation is applied first: a label on an unrotated photo lies."""
+ORIENTATION = 0x0112  # the EXIF tag
+DRAFT_SIDE = 1024  # JPEGs are decoded at a reduced scale while the short side stays at least this
+
+
+def decode(data: bytes, max_pixels: int = 64_000_000, draft_side: int = DRAFT_SIDE) -> Image.Image:
+    """Bytes -> upright RGB image. EXIF orientation is applied first: a label on an unrotated photo lies.
+
+    Large JPEGs are decoded with `draft`, libjpeg's DCT scaling (1/2, 1/4, 1/8): several times faster,
+    deterministic, and every task output is far smaller than `draft_side`."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.size[0] * image.size[1] > max_pixels:
                 raise BadImage("too_large")
-            image = ImageOps.exif_transpose(image)
-            return image.convert("RGB")
+            width, height = image.size
+            if image.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8):  # stored sideways
+                width, height = height, width
+            if image.format == "JPEG" and min(image.size) >= 2 * draft_side:
+                image.draft("RGB", (draft_side, draft_side))
+            upright = ImageOps.exif_transpose(image).convert("RGB")
+            upright.info["original_size"] = (width, height)
+            return upright
     except BadImage:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
