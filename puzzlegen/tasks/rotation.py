@@ -83,7 +83,10 @@ class Rotation(Task):
 
         angle = cfg.angles[ctx.balanced(len(cfg.angles))]
         upright = ops.resize(self._inscribed(square), cfg.size)
-        turned = ops.resize(self._inscribed(self._turn(square, angle)), cfg.size)
+        if angle % 90 == 0:  # a quarter turn commutes with the resize: turn the small image
+            turned = self._turn(upright, angle)
+        else:
+            turned = ops.resize(self._inscribed(self._turn(square, angle)), cfg.size)
         choices = ", ".join(str(a) for a in cfg.angles)
         if cfg.form == "pair":
             images = [upright, turned]
