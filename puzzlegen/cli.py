@@ -213,6 +213,20 @@ def push(
     console.print(f"load it with: load_dataset({repo_id!r}, revision={pushed.tag!r})")
 
 
+@app.command()
+def export(
+    path: Annotated[Path, typer.Argument(help="a folder made by `puzzlegen build`")],
+    to: Annotated[str, typer.Option("--to", help="verl, easyr1 or trl")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="where to write the converted Parquet")],
+):
+    """Rewrite the shards in the column layout of verl, EasyR1 or TRL."""
+    from puzzlegen.publish.export import export as convert
+
+    with user_errors():
+        files = convert(path, to, out)
+    console.print(f"[bold green]exported[/] {len(files)} shards for {to} to {out.resolve()}")
+
+
 @app.command(name="tasks")
 def list_tasks(
     name: Annotated[
