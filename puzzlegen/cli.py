@@ -76,6 +76,11 @@ def _summary(manifest: dict, out: Path) -> None:
         for reason, n in manifest["skipped"].items():
             skipped.add_row(reason, f"{n:,}")
         console.print(skipped)
+    errors = {k: n for k, n in manifest["skipped"].items() if ":error:" in k}
+    if errors:
+        err.print(
+            f"[bold yellow]warning:[/] puzzles lost to errors in puzzlegen itself (please report): {errors}"
+        )
     size = sum(manifest["bytes"].values()) / 1e6
     console.print(
         f"{len(manifest['shards'])} shards, {size:.1f} MB, from {manifest['source']['images']:,} source "

@@ -177,3 +177,19 @@ def test_boxed_format_and_png(tmp_path):
     assert rows and all("\\boxed{}" in r["prompt"] for r in rows)
     assert all(r["images"][0]["bytes"].startswith(b"\x89PNG") for r in rows)
     assert all(score(f"so \\boxed{{{r['answer']}}}", r["verifier"]).total == 1.0 for r in rows)
+
+
+def test_a_task_error_on_one_image_is_counted_not_fatal(tmp_path, monkeypatch):
+    from puzzlegen.tasks.rotation import Rotation
+
+    original = Rotation.make
+
+    def flaky(self, image, ctx):
+        if image.size == (640, 480):
+            raise ZeroDivisionError("boom")
+        return original(self, image, ctx)
+
+    monkeypatch.setattr(Rotation, "make", flaky)
+    manifest = quick_build(tmp_path, tasks="rotation", source="synthetic:12", test_fraction=0)
+    failed = manifest["skipped"].get("rotation:error:ZeroDivisionError", 0)
+    assert failed > 0 and manifest["records"] + failed == 12

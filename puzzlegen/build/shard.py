@@ -23,6 +23,7 @@ from .seeds import balanced_choice, rng
 
 EXTENSIONS = {"jpeg": "jpg", "png": "png"}
 STATE = ".puzzlegen"  # per-shard done records and the build's identity live here
+ERROR = "error"  # skip reasons with this part are bugs, not data: the CLI warns about them
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,8 @@ def build_records(
                     counts[entry.name] += 1
                 except Skip as skip:
                     skipped[f"{entry.name}:{skip.reason}"] += 1
+                except Exception as error:  # a task bug on one odd image must not sink a long build
+                    skipped[f"{entry.name}:{ERROR}:{type(error).__name__}"] += 1
     return records, counts, skipped, content.hexdigest()
 
 
