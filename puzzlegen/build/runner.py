@@ -24,7 +24,15 @@ from .plan import ShardPlan, fingerprint, make_plan, split_members
 from .recipe import Recipe
 from .shard import STATE, BuildSpec, build_shard
 
-CODEC_LIBRARIES = ("pillow", "numpy", "pyarrow", "webdataset", "albumentations")
+CODEC_LIBRARIES = (
+    "pillow",
+    "numpy",
+    "pyarrow",
+    "webdataset",
+    "albumentations",
+    "albucore",
+    "opencv-python-headless",
+)
 
 
 class BuildError(Exception):
