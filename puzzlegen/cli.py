@@ -237,6 +237,9 @@ def list_tasks(
     name: Annotated[
         str | None, typer.Argument(help="show one task's parameters and an example prompt")
     ] = None,
+    save: Annotated[
+        Path | None, typer.Option(help="with NAME: save the example's images as one picture")
+    ] = None,
 ):
     """List the tasks, their parameters, and the recipes."""
     import dataclasses
@@ -246,7 +249,7 @@ def list_tasks(
 
     with user_errors():
         if name:
-            from puzzlegen.publish.preview import example
+            from puzzlegen.publish.preview import contact_sheet, example
 
             _, task = parse_task(name)
             table = Table(title=f"{name}: {task.summary}")
@@ -259,6 +262,9 @@ def list_tasks(
             console.print("[bold]example prompt[/]")
             console.print(record["prompt"], markup=False)
             console.print(f"[bold]answer[/] {record['answer']}")
+            if save:
+                contact_sheet(record).save(save)
+                console.print(f"images saved to {save}")
             return
     table = Table(title="tasks")
     for column in ("task", "shorthand", "what it asks", "parameters (defaults)"):
