@@ -146,7 +146,9 @@ def _run(spec: BuildSpec, pending: list[ShardPlan], workers: int, progress: Prog
         for shard in pending:
             build_shard(spec, shard, advance)
         return
-    context = mp.get_context("fork")
+    # spawn, not fork: a parent that has read Parquet or run OpenCV holds thread-pool locks that a forked
+    # child inherits locked, and then hangs on
+    context = mp.get_context("spawn")
     ticks = context.Value("q", 0)
     with context.Pool(min(workers, len(pending)), _init_worker, (spec, ticks)) as pool:
         results, seen = pool.imap_unordered(_run_shard, pending), 0
