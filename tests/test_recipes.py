@@ -32,3 +32,10 @@ def test_recipe_errors_name_the_problem(tmp_path):
 def test_format_override_reaches_every_task():
     recipe = with_format(load("jigsaw-rotation"), style="boxed", think="none")
     assert {(e.format.style, e.format.think) for e in recipe.entries} == {("boxed", "none")}
+
+
+def test_ssl_r1_gives_about_five_puzzles_per_image(tmp_path):
+    manifest = build(open_source("synthetic:20"), load("ssl-r1"), BuildOptions(out=tmp_path, test_fraction=0))
+    counts = manifest["splits"]["train"]["counts"]
+    assert set(counts) == {"rotation", "similarity", "inpainting", "jigsaw3x3", "correspondence"}
+    assert 4.5 * 20 <= manifest["records"] <= 5 * 20
