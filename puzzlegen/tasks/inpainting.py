@@ -40,6 +40,20 @@ ORBITS = {  # orbits of a group, so that every member relates to the others alik
 REGION_SETS = 8  # random region sets drawn; the most alike is kept
 
 
+_OTHERS = {  # how each option family's distractors differ, for the prompt: it names only families in use
+    "region": "other parts of the picture",
+    "shift": "nearby parts shifted a little",
+    "zoom": "the same place zoomed in or out",
+    "flip": "the hidden content mirrored",
+    "rotate": "the hidden content turned",
+}
+
+
+def _others(kinds: tuple[str, ...]) -> str:
+    phrases = [_OTHERS[k] for k in kinds]
+    return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " or " + phrases[-1]
+
+
 @dataclass(frozen=True)
 class InpaintingConfig(TaskConfig):
     size: int = 336  # side of the masked image in pixels (a multiple of 28 suits Qwen2.5-VL)
@@ -255,8 +269,7 @@ class Inpainting(Task):
             f"<image>\nA square part of this picture is hidden under a {colour} square. Below are "
             f"{cfg.options} candidate patches, each shown at the size of the hidden square.\n"
             f"{shown}\n"
-            "Exactly one candidate is the hidden content as it was. The others are other parts of the "
-            "picture, or nearby parts shifted or zoomed, or mirrored or turned. "
+            f"Exactly one candidate is the hidden content as it was. The others are {_others(cfg.kinds)}. "
             "Which option fills the hidden square?"
         )
         options = []
