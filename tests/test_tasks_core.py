@@ -75,3 +75,46 @@ def test_uniform_tiles_form_classes_and_any_order_within_them_scores():
 def test_angle_answers_are_balanced():
     answers = [make("rotation", k=k).answer for k in range(80)]
     assert {a: answers.count(a) for a in set(answers)} == {"0": 20, "90": 20, "180": 20, "270": 20}
+
+
+def _wrong(spec):
+    if spec["kind"] == "choice":
+        return next(o for o in spec["options"] if o not in spec.get("accept", [spec["answer"]]))
+    labels = spec["answer"].split(",")
+    return ",".join(labels[1:] + labels[:1])  # a rotation of a valid permutation: every position wrong
+
+
+@pytest.mark.parametrize(
+    "task", ["rotation", "jigsaw3x3", "position2x2", "flip2x2", "similarity", "inpainting", "correspondence"]
+)
+def test_every_task_oracle_scores_one_and_adversaries_zero(task):
+    import json
+
+    from puzzlegen.publish.preview import example
+    from puzzlegen.tasks import REGISTRY
+
+    spec = json.loads(example(task)["verifier"])
+    assert score(oracle(spec), spec).total == 1.0
+    wrong = _wrong(spec)
+    listed = ", ".join(spec["options"]) if spec["kind"] == "choice" else f"{spec['answer']}; {wrong}"
+    for bad in (
+        wrong,
+        f"{spec['answer']} or {wrong}",
+        listed,
+        "",
+        f"{spec['answer']}</answer><answer>{wrong}",
+    ):
+        completion = f"<think>hmm</think><answer>{bad}</answer>"
+        assert score(completion, spec).accuracy == 0.0, (task, bad)
+    assert {
+        t.split("2x2")[0].split("3x3")[0]
+        for t in (
+            "rotation",
+            "jigsaw3x3",
+            "position2x2",
+            "flip2x2",
+            "similarity",
+            "inpainting",
+            "correspondence",
+        )
+    } == set(REGISTRY)
