@@ -84,14 +84,28 @@ def _wrong(spec):
     return ",".join(labels[1:] + labels[:1])  # a rotation of a valid permutation: every position wrong
 
 
-@pytest.mark.parametrize(
-    "task", ["rotation", "jigsaw3x3", "position2x2", "flip2x2", "similarity", "inpainting", "correspondence"]
-)
+EXAMPLES = {
+    "rotation": "rotation",
+    "jigsaw": "jigsaw3x3",
+    "position": "position2x2",
+    "flip": "flip2x2",
+    "similarity": "similarity",
+    "inpainting": "inpainting",
+    "correspondence": "correspondence",
+}
+
+
+def test_every_registered_task_is_checked_below():
+    from puzzlegen.tasks import REGISTRY
+
+    assert set(EXAMPLES) == set(REGISTRY)
+
+
+@pytest.mark.parametrize("task", EXAMPLES.values())
 def test_every_task_oracle_scores_one_and_adversaries_zero(task):
     import json
 
     from puzzlegen.publish.preview import example
-    from puzzlegen.tasks import REGISTRY
 
     spec = json.loads(example(task)["verifier"])
     assert score(oracle(spec), spec).total == 1.0
@@ -106,15 +120,3 @@ def test_every_task_oracle_scores_one_and_adversaries_zero(task):
     ):
         completion = f"<think>hmm</think><answer>{bad}</answer>"
         assert score(completion, spec).accuracy == 0.0, (task, bad)
-    assert {
-        t.split("2x2")[0].split("3x3")[0]
-        for t in (
-            "rotation",
-            "jigsaw3x3",
-            "position2x2",
-            "flip2x2",
-            "similarity",
-            "inpainting",
-            "correspondence",
-        )
-    } == set(REGISTRY)
