@@ -193,3 +193,12 @@ def test_verify_imports_only_the_standard_library():
                     assert top in sys.stdlib_module_names or top == "__future__", (
                         f"{path.name} imports {name}"
                     )
+
+
+@pytest.mark.parametrize(
+    "spelling", ["B", "b", "(B)", "Option B", "option: b", "Candidate B", "point B", "**B**"]
+)
+def test_letter_spellings(spelling):
+    spec = {"kind": "choice", "answer": "B", "options": ["A", "B", "C", "D"]}
+    assert score(f"<answer>{spelling}</answer>", spec).accuracy == 1.0
+    assert score(f"<answer>{spelling.replace('B', 'C').replace('b', 'c')}</answer>", spec).accuracy == 0.0

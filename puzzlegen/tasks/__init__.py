@@ -5,7 +5,7 @@ import pkgutil
 
 from .base import REGISTRY, Context, Puzzle, Skip, Task, TaskConfig, parse_task
 
-_SUPPORT = {"base", "imageops", "augment"}  # shared helpers, not tasks
+_SUPPORT = {"base", "imageops", "augment", "cells"}  # shared helpers, not tasks
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     if _module not in _SUPPORT:
         importlib.import_module(f"{__name__}.{_module}")

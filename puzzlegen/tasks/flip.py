@@ -13,7 +13,7 @@ from PIL import Image
 
 from . import imageops as ops
 from .base import Context, Puzzle, Skip, Task, TaskConfig, register
-from .position import cell_aliases, cell_names
+from .cells import cell_aliases, cell_names
 
 _MIRROR = {"horizontal": Image.Transpose.FLIP_LEFT_RIGHT, "vertical": Image.Transpose.FLIP_TOP_BOTTOM}
 _SAID = {"horizontal": "mirrored left to right", "vertical": "mirrored top to bottom"}

@@ -41,7 +41,7 @@ def normalize(text: str) -> str:
     """Fold the spellings a person would accept as the same: case, width, dashes, brackets, '°'."""
     s = unicodedata.normalize("NFKC", text).casefold().replace("°", " degrees ")
     s = re.sub(r"[\s\-_/]+", " ", s).strip()
-    s = re.sub(r"^(the answer is|answer|option|choice)\s*[:\s]\s*", "", s)
+    s = re.sub(r"^(the answer is|answer|option|choice|candidate|point)\s*[:\s]\s*", "", s)
     return s.strip(" \t\n.,;:!\"'`()[]{}*")
 
 
