@@ -277,6 +277,17 @@ def list_tasks(
     console.print("recipes: " + ", ".join(recipes.available()) + "   (puzzlegen tasks NAME shows an example)")
 
 
+def _register_training() -> None:
+    """`train` and `eval` live with the trainer; their module imports only typer until they run."""
+    from puzzlegen.train.commands import evaluate, train
+
+    app.command("train")(train)
+    app.command("eval")(evaluate)
+
+
+_register_training()
+
+
 def main():
     app()
 

@@ -1,0 +1,104 @@
+"""Accuracy per task on a split, with greedy decoding; shared by `puzzlegen eval` and the trainer's
+periodic evaluation. Under torchrun each rank takes every world-th puzzle and the sums are all-reduced."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .data import Puzzle
+from .distributed import Dist
+from .encode import Encoder
+from .rewards import score_all
+from .rollout import generate
+
+
+def evaluate(
+    policy, encoder: Encoder, puzzles: Iterable[Puzzle], d: Dist, batch_size: int, max_new_tokens: int
+) -> dict[str, dict[str, float]]:
+    """{task: {n, reward, accuracy, format}} plus an "all" row; skipped (too long) prompts are counted."""
+    was_training = policy.training
+    policy.eval()
+    sums: dict[str, list[float]] = {}
+    skipped_before = encoder.skipped_too_long
+    batch = []
+
+    def flush():
+        rollouts = generate(policy, batch, encoder, 1, max_new_tokens, 1.0, 1.0, d.device, greedy=True)
+        scores = score_all(rollouts.texts, [e.puzzle.verifier for e in batch], [e.puzzle.task for e in batch])
+        for task, t, a, f in zip(scores.tasks, scores.total, scores.accuracy, scores.format, strict=True):
+            acc = sums.setdefault(task, [0.0, 0.0, 0.0, 0.0])
+            acc[0], acc[1], acc[2], acc[3] = acc[0] + 1, acc[1] + t, acc[2] + a, acc[3] + f
+        batch.clear()
+
+    for k, puzzle in enumerate(puzzles):
+        if k % d.world != d.rank:
+            continue
+        encoded = encoder.encode(puzzle)
+        if encoded is not None:
+            batch.append(encoded)
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    # every rank must all-reduce the same keys, in the same order
+    tasks = sorted({t for part in d.gather(sorted(sums)) for t in part})
+    flat = d.all_sum(
+        [v for t in tasks for v in sums.get(t, [0.0] * 4)] + [encoder.skipped_too_long - skipped_before]
+    )
+    results = {}
+    for i, task in enumerate(tasks):
+        n, t, a, f = flat[4 * i : 4 * i + 4]
+        results[task] = {"n": n, "reward": t / max(n, 1), "accuracy": a / max(n, 1), "format": f / max(n, 1)}
+    n = sum(r["n"] for r in results.values())
+    results["all"] = {
+        "n": n,
+        "skipped_too_long": flat[-1],
+        **{
+            key: sum(r[key] * r["n"] for r in results.values() if "n" in r) / max(n, 1)
+            for key in ("reward", "accuracy", "format")
+        },
+    }
+    policy.train(was_training)
+    return results
+
+
+def run_eval(cfg, split: str, limit: int | None, adapter=None) -> dict[str, dict[str, float]]:
+    """`puzzlegen eval`: load the model as training does, then evaluate `split`."""
+    from . import distributed
+    from .data import iter_puzzles, open_shards
+    from .model import (
+        attention,
+        compute_dtype,
+        load_image_processor,
+        load_model,
+        load_tokenizer,
+        quiet_transformers,
+        resolve,
+    )
+
+    quiet_transformers()
+    shards = open_shards(cfg.data, split, cfg.data_format, cfg.revision)
+    d = distributed.setup(cfg.device)
+    try:
+        name = resolve(cfg.model)
+        tokenizer = load_tokenizer(name)
+        images = load_image_processor(name, cfg.min_pixels, cfg.max_pixels)
+        policy = load_model(name, d.device, compute_dtype(cfg), attention(cfg.attention, d.device))
+        if adapter is not None:
+            from peft import PeftModel
+
+            policy = PeftModel.from_pretrained(policy, str(adapter))
+        encoder = Encoder(
+            tokenizer,
+            images,
+            policy.config,
+            cfg.max_prompt_tokens,
+            cfg.system_prompt,
+            cfg.min_pixels,
+            cfg.max_pixels,
+        )
+        return evaluate(
+            policy, encoder, iter_puzzles(shards, limit), d, cfg.eval_batch_size, cfg.max_new_tokens
+        )
+    finally:
+        distributed.shutdown()
