@@ -23,7 +23,7 @@ app = typer.Typer(
     help="Turn image corpora into verifiable visual puzzles for RL post-training of VLMs.",
 )
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error line never breaks inside a path
 
 
 @contextmanager

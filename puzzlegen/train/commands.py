@@ -36,7 +36,7 @@ def _d(name: str):
 def _err(message: str) -> None:
     from rich.console import Console
 
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {message}", highlight=False)
 
 
 @contextmanager
