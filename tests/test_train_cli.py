@@ -101,6 +101,9 @@ def test_train_then_eval_through_the_commands(tmp_path, warm_model, rotation_sha
     assert result.exit_code == 0, result.output
     assert (out / "checkpoints" / "step-0000002" / "model" / "config.json").is_file()
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    # a second fresh start into the same run folder would mix two runs' checkpoints
+    again = invoke("train", rotation_shards, "--model", warm_model, "--out", out, "--steps", "2", *TINY)
+    one_line_error(again, "--resume auto")
     # the checkpoint's model folder is a model: `--model PATH` loads it with the same code
     report = tmp_path / "eval.json"
     result = invoke(

@@ -79,6 +79,7 @@ def save(
     fsdp: bool,
     lora: bool,
     keep: int,
+    export_dtype: torch.dtype = torch.float32,
 ) -> Path:
     """Write the checkpoint of `step` (every rank calls this). `extras` have `save_pretrained` (tokenizer,
     image processor) and go into model/ beside the weights."""
@@ -99,13 +100,13 @@ def save(
         reshard(policy)
         model_sd, optim_sd = get_state_dict(policy, optimizer.inner)
         dcp.save({"model": model_sd, "optimizer": optim_sd}, checkpoint_id=str(tmp / "dcp"))
+        # gathered on rank 0 only; the export is in the compute dtype (resuming reads the fp32 dcp/ shards)
         full = get_model_state_dict(policy, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        full = {k: v.to(export_dtype) if v.is_floating_point() else v for k, v in full.items()}
     else:
         full = None
     if d.main:
-        policy.save_pretrained(
-            tmp / "model", state_dict=full
-        ) if full is not None else policy.save_pretrained(tmp / "model")
+        policy.save_pretrained(tmp / "model", state_dict=full)
         for extra in extras:
             extra.save_pretrained(tmp / "model")
         if not fsdp:

@@ -190,6 +190,10 @@ def train(
         )
 
 
+def _count(n: int) -> str:
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M"
+
+
 def _header(trainer) -> str:
     cfg, d = trainer.cfg, trainer.dist
     mode = f"LoRA r={cfg.lora_r}" if cfg.lora else "full fine-tuning"
@@ -197,8 +201,8 @@ def _header(trainer) -> str:
     mix = ", ".join(f"{task} {weight:g}" for task, weight in trainer.mix.items())
     resumed = f", resumed at step {trainer.step}" if trainer.resume_from else ""
     return (
-        f"[bold]GRPO[/] {cfg.model}: {trainer.total_params / 1e9:.2f}B parameters, "
-        f"{trainer.trainable_params / 1e6:.1f}M trained ({mode}), {cfg.precision}, on {where}; "
+        f"[bold]GRPO[/] {cfg.model}: {_count(trainer.total_params)} parameters, "
+        f"{_count(trainer.trainable_params)} trained ({mode}), {cfg.precision}, on {where}; "
         f"tasks {mix}; {cfg.batch_size} puzzles x {cfg.group_size} completions per step{resumed}"
     )
 

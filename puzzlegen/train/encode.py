@@ -27,6 +27,8 @@ class Encoded:
 
 
 class Encoder:
+    """Turns puzzles into prompt ids and pixels for one model; knows its placeholder and stop ids."""
+
     def __init__(
         self,
         tokenizer,
@@ -37,59 +39,44 @@ class Encoder:
         min_pixels: int,
         max_pixels: int,
     ):
-        self.tokenizer, self.max_prompt_tokens, self.system_prompt = (
-            tokenizer,
-            max_prompt_tokens,
-            system_prompt,
-        )
-        self.image_processor = image_processor
+        self.tokenizer, self.image_processor = tokenizer, image_processor
+        self.max_prompt_tokens, self.system_prompt = max_prompt_tokens, system_prompt
         self.size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
         self.merge = image_processor.merge_size
         ids = tokenizer.convert_tokens_to_ids
         self.im_start, self.im_end = ids("<|im_start|>"), ids("<|im_end|>")
-        self.image_token = model_config.image_token_id
-        self.vision_start, self.vision_end = (
-            model_config.vision_start_token_id,
-            model_config.vision_end_token_id,
-        )
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else ids("<|endoftext|>")
+        c = model_config
+        self.image_token, self.vision_start, self.vision_end = (
+            c.image_token_id,
+            c.vision_start_token_id,
+            c.vision_end_token_id,
+        )
         # what the policy must never feed back as input: these ids make the model look for image features
         self.placeholder_ids = sorted(
-            {self.image_token, model_config.video_token_id, self.vision_start, self.vision_end}
+            {c.image_token_id, c.video_token_id, c.vision_start_token_id, c.vision_end_token_id}
         )
         eos = tokenizer.eos_token_id
         self.stop_ids = sorted({self.im_end, self.pad_id, *([eos] if eos is not None else [])})
         self.skipped_too_long = 0
 
     def _text(self, text: str) -> list[int]:
-        return (
-            self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
-            if text
-            else []
-        )
+        if not text:
+            return []
+        return self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
 
-    def encode(self, puzzle: Puzzle) -> Encoded | None:
-        """The prompt's ids and pixels, or None (counted) when the prompt would exceed the token limit."""
-        images = puzzle.pil_images()
-        pixels = self.image_processor(images, size=self.size, return_tensors="pt")
-        grid = pixels["image_grid_thw"]
-        counts = (grid.prod(-1) // self.merge**2).tolist()
-        # text and special ids in order; adjacent text is tokenised together, as the chat template would
-        parts: list = [
-            self.im_start,
-            f"system\n{self.system_prompt}",
-            self.im_end,
-            "\n",
-            self.im_start,
-            "user\n",
-        ]
-        for k, piece in enumerate(puzzle.prompt.split("<image>")):
+    def _chat(self, prompt: str, counts: list[int]) -> list[int]:
+        """Qwen's chat around the prompt, each <image> expanded; adjacent text is tokenised together, as the
+        chat template would tokenise it."""
+        system = [self.im_start, f"system\n{self.system_prompt}", self.im_end, "\n", self.im_start, "user\n"]
+        parts: list = system
+        for k, piece in enumerate(prompt.split("<image>")):
             parts.append(piece)
             if k < len(counts):
                 parts += [self.vision_start, *[self.image_token] * counts[k], self.vision_end]
-        parts += [self.im_end, "\n", self.im_start, "assistant\n"]
+        parts += [self.im_end, "\n", self.im_start, "assistant\n", None]
         ids, text = [], ""
-        for part in parts + [None]:
+        for part in parts:
             if isinstance(part, str):
                 text += part
                 continue
@@ -97,6 +84,13 @@ class Encoder:
             text = ""
             if part is not None:
                 ids.append(part)
+        return ids
+
+    def encode(self, puzzle: Puzzle) -> Encoded | None:
+        """The prompt's ids and pixels, or None (counted) when the prompt would exceed the token limit."""
+        pixels = self.image_processor(puzzle.pil_images(), size=self.size, return_tensors="pt")
+        grid = pixels["image_grid_thw"]
+        ids = self._chat(puzzle.prompt, (grid.prod(-1) // self.merge**2).tolist())
         if len(ids) > self.max_prompt_tokens:
             self.skipped_too_long += 1
             return None

@@ -4,6 +4,7 @@ periodic evaluation. Under torchrun each rank takes every world-th puzzle and th
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import chain, islice
 
 from .data import Puzzle
 from .distributed import Dist
@@ -13,33 +14,47 @@ from .rollout import generate
 
 
 def evaluate(
-    policy, encoder: Encoder, puzzles: Iterable[Puzzle], d: Dist, batch_size: int, max_new_tokens: int
+    policy,
+    encoder: Encoder,
+    puzzles: Iterable[Puzzle],
+    d: Dist,
+    batch_size: int,
+    max_new_tokens: int,
+    synced: bool = False,
 ) -> dict[str, dict[str, float]]:
-    """{task: {n, reward, accuracy, format}} plus an "all" row; skipped (too long) prompts are counted."""
+    """{task: {n, reward, accuracy, format}} plus an "all" row; skipped (too long) prompts are counted.
+
+    `synced` (FSDP): every rank must run as many `generate` calls as the others, so a rank that has run out
+    of puzzles repeats a dummy batch, whose scores are dropped, until all have.
+    """
     was_training = policy.training
     policy.eval()
     sums: dict[str, list[float]] = {}
     skipped_before = encoder.skipped_too_long
-    batch = []
-
-    def flush():
-        rollouts = generate(policy, batch, encoder, 1, max_new_tokens, 1.0, 1.0, d.device, greedy=True)
+    puzzles = iter(puzzles)
+    first = next(puzzles, None)
+    mine = (
+        e
+        for k, p in enumerate(chain([first] if first else [], puzzles))
+        if k % d.world == d.rank
+        for e in [encoder.encode(p)]
+        if e is not None
+    )
+    last = None
+    while True:
+        batch = list(islice(mine, batch_size))
+        if not (d.all_max(len(batch)) if synced else batch):
+            break
+        last = batch[:1] or last or [encoder.encode(first)]
+        rollouts = generate(
+            policy, batch or last, encoder, 1, max_new_tokens, 1.0, 1.0, d.device, greedy=True, synced=synced
+        )
+        if not batch:
+            continue
         scores = score_all(rollouts.texts, [e.puzzle.verifier for e in batch], [e.puzzle.task for e in batch])
         for task, t, a, f in zip(scores.tasks, scores.total, scores.accuracy, scores.format, strict=True):
             acc = sums.setdefault(task, [0.0, 0.0, 0.0, 0.0])
             acc[0], acc[1], acc[2], acc[3] = acc[0] + 1, acc[1] + t, acc[2] + a, acc[3] + f
-        batch.clear()
-
-    for k, puzzle in enumerate(puzzles):
-        if k % d.world != d.rank:
-            continue
-        encoded = encoder.encode(puzzle)
-        if encoded is not None:
-            batch.append(encoded)
-        if len(batch) == batch_size:
-            flush()
-    if batch:
-        flush()
     # every rank must all-reduce the same keys, in the same order
     tasks = sorted({t for part in d.gather(sorted(sums)) for t in part})
     flat = d.all_sum(

@@ -93,7 +93,10 @@ def generate(
     top_p: float,
     device,
     greedy: bool = False,
+    synced: bool = False,
 ) -> Rollouts:
+    """`synced`: keep running forward passes until every rank has finished (FSDP gathers weights with
+    collectives in each forward, so all ranks must make the same number of them)."""
     from transformers import GenerationConfig
 
     prompts = collate_prompts(encoded, encoder.pad_id, encoder.image_token)
@@ -111,7 +114,7 @@ def generate(
         pad_token_id=encoder.pad_id,
         use_cache=True,
     )
-    out = policy.generate(**inputs, generation_config=config)
+    out = policy.generate(**inputs, generation_config=config, synced_gpus=synced)
     width = prompts["input_ids"].shape[1]
     completion, mask, truncated = _cut(out[:, width:], encoder.stop_ids, encoder.pad_id)
     completion, mask, truncated = completion.cpu(), mask.cpu(), truncated.cpu()

@@ -59,6 +59,11 @@ class Trainer:
         self.step, self.skipped_groups = 0, 0
         self._data()  # first: its errors are the cheapest to find
         self.resume_from = checkpoint.find(cfg.resume, cfg.out) if cfg.resume else None
+        if self.resume_from is None and not cfg.resume and checkpoint.latest(cfg.out) is not None:
+            raise TrainError(
+                f"{cfg.out} already holds checkpoints: pass --resume auto to continue that run, "
+                "or choose another --out"
+            )
         self._model()
         if self.resume_from is not None:
             self._restore()
@@ -148,13 +153,19 @@ class Trainer:
     ) -> dict[int, torch.Tensor]:
         """Per-row log-probs under the policy as it is now (old) or under the reference, by micro-batch."""
         out = {}
-        for chunk in _chunks(rows, self.cfg.micro_batch_size):
+        chunks = _chunks(rows, self.cfg.micro_batch_size)
+        # under FSDP every forward gathers weights collectively: ranks with fewer rows make dummy passes
+        n = self.dist.all_max(len(chunks)) if self.fsdp else len(chunks)
+        for k in range(n):
+            chunk = chunks[k] if k < len(chunks) else [0]
             # the unwrapped policy: no gradient, so no DDP bookkeeping (under FSDP it is the sharded module)
             if reference and self.cfg.lora:
                 with self.policy.disable_adapter():
                     logp = self._logprobs(self.policy, rollouts, chunk)[0]
             else:
                 logp = self._logprobs(self.reference if reference else self.policy, rollouts, chunk)[0]
+            if k >= len(chunks):
+                continue
             full = rollouts.mask.shape[1]  # micro-batches are trimmed to their own longest completion
             for row, values in zip(chunk, logp, strict=True):
                 out[row] = torch.nn.functional.pad(values, (0, full - values.shape[0]))
@@ -177,7 +188,15 @@ class Trainer:
         self.policy.eval()
         batch = self.next_batch()
         rollouts = generate(
-            self.policy, batch, self.encoder, G, cfg.max_new_tokens, cfg.temperature, cfg.top_p, d.device
+            self.policy,
+            batch,
+            self.encoder,
+            G,
+            cfg.max_new_tokens,
+            cfg.temperature,
+            cfg.top_p,
+            d.device,
+            synced=self.fsdp,
         )
         specs = [rollouts.puzzle(i).puzzle.verifier for i in range(len(rollouts))]
         tasks = [rollouts.puzzle(i).puzzle.task for i in range(len(rollouts))]
@@ -342,7 +361,13 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         puzzles = iter_puzzles(self.eval_shards, self.cfg.eval_limit)
         results = evaluate(
-            self.policy, self.encoder, puzzles, self.dist, self.cfg.eval_batch_size, self.cfg.max_new_tokens
+            self.policy,
+            self.encoder,
+            puzzles,
+            self.dist,
+            self.cfg.eval_batch_size,
+            self.cfg.max_new_tokens,
+            synced=self.fsdp,
         )
         flat = {}
         for task, row in results.items():
@@ -365,6 +390,7 @@ class Trainer:
             "skipped_too_long": d.gather(self.encoder.skipped_too_long),
         }
         extras = [self.tokenizer, self.image_processor]
+        dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float32
         checkpoint.save(
             cfg.out,
             self.step,
@@ -377,6 +403,7 @@ class Trainer:
             self.fsdp,
             cfg.lora,
             cfg.keep_checkpoints,
+            export_dtype=dtype,
         )
 
     def run(self, until: int | None = None) -> list[dict[str, float]]:
