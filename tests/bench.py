@@ -140,7 +140,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bench_stages()
         bench_verifier()
-        bench_build(Path(tmp), images=96)
+        bench_build(Path(tmp), images=384)
 
 
 if __name__ == "__main__":
