@@ -78,3 +78,10 @@ def test_card_front_matter_points_the_hub_at_the_parquet(dataset):
     assert configs[0]["data_files"] == [
         {"split": s, "path": f"data/{s}-*.parquet"} for s in sorted(manifest["splits"])
     ]
+
+
+def test_card_usage_snippet_is_valid_python(dataset):
+    out, _ = dataset
+    snippet = (out / "README.md").read_text().split("```python\n")[1].split("```")[0]
+    compile(snippet, "card", "exec")
+    assert 'load_dataset("parquet", data_dir="data"' in snippet

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -105,7 +105,7 @@ def load(name_or_path: str) -> Recipe:
         base_format = OutputFormat(**data.get("format", {}))
         entries = []
         for item in data["tasks"]:
-            fmt = OutputFormat(**{**base_format.__dict__, **item.get("format", {})})
+            fmt = replace(base_format, **item.get("format", {}))
             name, task = parse_task(item.get("task", item.get("name")), item.get("params", {}))
             entries.append(TaskEntry(item.get("name", name), task, fmt))
     except (KeyError, TypeError, ValueError) as error:
@@ -117,14 +117,6 @@ def load(name_or_path: str) -> Recipe:
 
 def with_format(recipe: Recipe, style: str | None = None, think: str | None = None) -> Recipe:
     """The recipe with its output format overridden from the command line."""
-    entries = []
-    for e in recipe.entries:
-        fmt = OutputFormat(
-            **{
-                **e.format.__dict__,
-                **({"style": style} if style else {}),
-                **({"think": think} if think else {}),
-            }
-        )
-        entries.append(TaskEntry(e.name, e.task, fmt))
-    return Recipe(recipe.name, recipe.description, tuple(entries))
+    changes = {k: v for k, v in (("style", style), ("think", think)) if v}
+    entries = tuple(TaskEntry(e.name, e.task, replace(e.format, **changes)) for e in recipe.entries)
+    return Recipe(recipe.name, recipe.description, entries)

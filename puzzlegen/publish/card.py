@@ -45,7 +45,8 @@ def front_matter(manifest: dict[str, Any]) -> str:
     return "\n".join(f"{k}: {json.dumps(v)}" for k, v in data.items())
 
 
-def render(manifest: dict[str, Any], repo_hint: str = "parquet', data_dir='.") -> str:
+def render(manifest: dict[str, Any], repo_id: str | None = None) -> str:
+    """The card; its usage snippet loads from `repo_id` on the Hub, or from the local folder without one."""
     counts = [
         f"| {split} | {task} | {n:,} |"
         for split, info in sorted(manifest["splits"].items())
@@ -72,11 +73,15 @@ def render(manifest: dict[str, Any], repo_hint: str = "parquet', data_dir='.") -
         task_rows="\n".join(tasks),
         seed=manifest["seed"],
         content_sha256=manifest["source"]["content_sha256"],
-        repo_hint=repo_hint,
+        load_call=(
+            f'load_dataset("{repo_id}", split="train")'
+            if repo_id
+            else 'load_dataset("parquet", data_dir="data", split="train")'
+        ),
     )
 
 
-def write_card(out: Path, manifest: dict[str, Any], repo_hint: str | None = None) -> None:
-    text = render(manifest, repo_hint) if repo_hint else render(manifest)
+def write_card(out: Path, manifest: dict[str, Any]) -> None:
+    text = render(manifest)
     with atomic(out / "README.md") as tmp:
         tmp.write_text(text)

@@ -77,7 +77,7 @@ def push(
             allow_patterns=UPLOADED,
             commit_message=message,
         )
-        card = render(manifest, repo_hint=repo_id).encode()
+        card = render(manifest, repo_id=repo_id).encode()
         commit = api.upload_file(
             path_or_fileobj=card,
             path_in_repo="README.md",
