@@ -7,7 +7,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: demo test test-slow bench lint clean
+.PHONY: demo test test-slow bench lint gpu-wheels clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check puzzlegen tests
 	$(BIN)/ruff format --check puzzlegen tests
+
+# what tests/gpu_bench.py needs on a GPU machine beyond its image, as Python 3.12 x86-64 wheels (README)
+gpu-wheels: $(STAMP)
+	$(BIN)/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		-d .whl -r tests/gpu_carry.txt
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

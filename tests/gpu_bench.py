@@ -181,7 +181,7 @@ def run_ours(args, data: Path, model_path: Path, lora: bool, device: str, peak: 
         "rollout_tokens_per_s": mean["tokens_per_s/rollout"],
         "training_tokens_per_s": mean["tokens_per_s/train"],
         "step_tokens_per_s": mean["tokens_per_s/step"],
-        "generated_tokens_per_step": gen,
+        "completion_tokens": gen / completions,
         "time_rollout_s": mean["time/rollout"],
         "time_logprob_s": mean["time/logprob"],
         "time_update_s": mean["time/update"],
@@ -274,17 +274,23 @@ def run_trl(args, data: Path, model_path: Path, lora: bool, device: str) -> dict
         from puzzlegen.train.model import load_image_processor, load_tokenizer
         from puzzlegen.verify import trl_reward
 
+        processor_class, video = Qwen2_5_VLProcessor, None
         try:
             from transformers import Qwen2VLVideoProcessor
 
             video = Qwen2VLVideoProcessor()
-        except ImportError as error:
-            return {"error": f"TRL needs the Qwen2.5-VL processor, which needs torchvision ({error})"}
+        except ImportError:  # no torchvision (the CPU check): TRL passes no videos, so none is needed
+
+            class processor_class(Qwen2_5_VLProcessor):
+                def check_argument_for_proper_class(self, name, arg):
+                    if name != "video_processor":
+                        return super().check_argument_for_proper_class(name, arg)
+
         tokenizer = load_tokenizer(str(model_path))
         tokenizer.chat_template = QWEN_CHAT_TEMPLATE
         cfg = config_for(args, data, model_path, Path("unused"), lora, device)
         images = load_image_processor(str(model_path), cfg.min_pixels, cfg.max_pixels)
-        processor = Qwen2_5_VLProcessor(
+        processor = processor_class(
             image_processor=images,
             tokenizer=tokenizer,
             video_processor=video,
@@ -320,6 +326,7 @@ def run_trl(args, data: Path, model_path: Path, lora: bool, device: str) -> dict
         known = {f.name for f in dataclasses.fields(trl.GRPOConfig)}
         config = trl.GRPOConfig(**{k: v for k, v in wanted.items() if k in known})
         times: list[float] = []
+        lengths: list[float] = []
 
         class Clock(TrainerCallback):
             def on_step_begin(self, *a, **k):
@@ -327,6 +334,10 @@ def run_trl(args, data: Path, model_path: Path, lora: bool, device: str) -> dict
 
             def on_step_end(self, *a, **k):
                 times.append(time.perf_counter() - self.start)
+
+            def on_log(self, args, state, control, logs=None, **k):
+                if logs and "completions/mean_length" in logs:
+                    lengths.append(logs["completions/mean_length"])
 
         peft_config = None
         if lora:
@@ -353,6 +364,7 @@ def run_trl(args, data: Path, model_path: Path, lora: bool, device: str) -> dict
             "trl": trl.__version__,
             "time_step_s": step,
             "samples_per_s": args.batch_size * args.group_size / step,
+            "completion_tokens": sum(lengths) / len(lengths) if lengths else None,
         }
     except Exception as error:  # an API drift in TRL must not lose our own numbers
         return {"error": f"TRL run failed: {type(error).__name__}: {(str(error).splitlines() or [''])[0]}"}
@@ -394,9 +406,11 @@ def report(results: dict) -> None:
         else:
             ratio = results["ratio"][mode]
             verdict = "meets" if ratio >= GOAL_RATIO else "misses"
+            ours = next(m for m in results["ours"] if m["mode"] == mode)
+            lengths = f"{ours['completion_tokens']:.0f} vs {trl['completion_tokens'] or 0:.0f}"
             console.print(
                 f"TRL {trl['trl']} ({mode}): {trl['samples_per_s']:.2f} samples/s; ours / TRL = "
-                f"{ratio:.2f}x ({verdict} the {GOAL_RATIO}x goal)"
+                f"{ratio:.2f}x ({verdict} the {GOAL_RATIO}x goal); tokens per completion {lengths}"
             )
     if results.get("check_7b"):
         c = results["check_7b"]

@@ -215,6 +215,7 @@ class Trainer:
         t0 = time.perf_counter()
         old = None if cfg.single_pass else self._frozen_logprobs(rollouts, rows, reference=False)
         ref = self._frozen_logprobs(rollouts, rows, reference=True) if cfg.beta > 0 else None
+        _synchronize(d.device)  # CUDA runs asynchronously: without it the update would absorb this time
         t_logprob = time.perf_counter() - t0
 
         # 5. updates
@@ -223,6 +224,7 @@ class Trainer:
         with warnings.catch_warnings():  # a step whose groups were all skipped takes no optimiser step
             warnings.simplefilter("ignore", UserWarning)
             self.scheduler.step()
+        _synchronize(d.device)
         t_update = time.perf_counter() - t0
         self.step += 1
         self.skipped_groups += int(flat.sum())
@@ -445,3 +447,8 @@ def _split(rows: list[int], parts: int) -> list[list[int]]:
     """`parts` nearly equal consecutive slices (some may be empty on a rank that skipped groups)."""
     bounds = [round(i * len(rows) / parts) for i in range(parts + 1)]
     return [rows[bounds[i] : bounds[i + 1]] for i in range(parts)]
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
