@@ -110,3 +110,45 @@ def test_clear_errors_for_missing_empty_and_foreign_data(tmp_path, mixed_shards)
         open_shards(str(hollow.parent), "train").units  # noqa: B018
     with pytest.raises(DataError, match="pin a revision"):
         open_shards("hf:someone/puzzles", "train")
+
+
+class LocalHub:
+    """HfFileSystem over a local build folder: `datasets/me/puzzles@v1/PATH` is `root/PATH`."""
+
+    prefix = "datasets/me/puzzles@v1/"
+
+    def __init__(self, root):
+        self.root = root
+        self.opened: list[str] = []
+
+    def _local(self, path: str):
+        if not path.startswith(self.prefix):
+            raise FileNotFoundError(path)  # another repo or revision
+        return self.root / path.removeprefix(self.prefix)
+
+    def glob(self, pattern: str) -> list[str]:
+        self._local(pattern)
+        return [
+            self.prefix + str(p.relative_to(self.root)) for p in self.root.glob(pattern[len(self.prefix) :])
+        ]
+
+    def open(self, path: str, mode: str):
+        self.opened.append(path)
+        return open(self._local(path), mode)
+
+
+def test_a_hub_dataset_at_a_pinned_revision_streams_the_same_puzzles(mixed_shards, monkeypatch):  # noqa: F811
+    import huggingface_hub
+
+    hub = LocalHub(mixed_shards)
+    monkeypatch.setattr(huggingface_hub, "HfFileSystem", lambda: hub)
+    local = [p.id for p in iter_puzzles(open_shards(str(mixed_shards), "train"))]
+    pinned = [p.id for p in iter_puzzles(open_shards("hf:me/puzzles@v1", "train"))]
+    by_option = [p.id for p in iter_puzzles(open_shards("hf:me/puzzles", "train", revision="v1"))]
+    assert pinned == by_option == local and len(local) > 10
+    assert hub.opened and all(p.startswith("datasets/me/puzzles@v1/data/train-") for p in hub.opened)
+    assert read_manifest("hf:me/puzzles@v1") == read_manifest(str(mixed_shards)) is not None
+    with pytest.raises(DataError, match="cannot list the dataset at revision v2"):
+        open_shards("hf:me/puzzles@v2", "train")
+    with pytest.raises(DataError, match="no data/validation-"):
+        open_shards("hf:me/puzzles@v1", "validation")
