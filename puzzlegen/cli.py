@@ -48,8 +48,8 @@ class RichProgress:
     def __init__(self, progress):
         self.progress, self.task = progress, None
 
-    def start(self, total: int, done: int) -> None:
-        self.task = self.progress.add_task("images", total=total, completed=done)
+    def start(self, total: int, done: int, label: str) -> None:
+        self.task = self.progress.add_task(label, total=total, completed=done)
 
     def advance(self, n: int) -> None:
         if n:
@@ -106,7 +106,7 @@ def build(
     seed: Annotated[int, typer.Option(help="the build seed; same seed, same bytes")] = 0,
     workers: Annotated[int, typer.Option(help="worker processes [default: all cores]")] = 0,
     shard_size: Annotated[int, typer.Option(help="source images per shard")] = 500,
-    limit: Annotated[int | None, typer.Option(help="use only the first N source images")] = None,
+    limit: Annotated[int | None, typer.Option(min=0, help="use only the first N source images")] = None,
     test_fraction: Annotated[
         float, typer.Option(help="share of source images held out as the test split")
     ] = 0.05,

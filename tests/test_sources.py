@@ -143,16 +143,56 @@ def test_parquet_source_with_hub_image_column(tmp_path):
     assert [source.read(i) for i in (4, 0, 1)] == [jpeg(4), jpeg(0), jpeg(1)]
 
 
-def test_duplicate_images_are_skipped(tmp_path):
+def test_copies_of_an_image_feed_one_split_and_one_shard(tmp_path):
+    """Byte-identical copies under other names are dropped before planning, wherever they would land: the
+    same bytes seed the same puzzles, so a copy in the test split would leak its answers."""
     root = tmp_path / "dups"
     root.mkdir()
-    for name in ("a.jpg", "b.jpg"):
+    names = [f"copy{k}.jpg" for k in range(8)]
+    for name in names:
         (root / name).write_bytes(jpeg(1))
-    (root / "c.jpg").write_bytes(jpeg(2))
-    manifest = quick_build(tmp_path / "out", source=str(root), tasks="rotation", test_fraction=0)
-    assert manifest["skipped"] == {"duplicate": 1}
-    rows = read_records(tmp_path / "out")
-    assert sorted(json.loads(r["source"])["id"] for r in rows) == ["a.jpg", "c.jpg"]
+    for k in range(4):
+        (root / f"other{k}.jpg").write_bytes(jpeg(10 + k))
+    manifest = quick_build(
+        tmp_path / "out", source=str(root), tasks="rotation", test_fraction=0.5, shard_size=2
+    )
+    assert manifest["skipped"] == {"duplicate": 7}
+    assert manifest["source"]["images"] == 12
+    sources = [json.loads(r["source"]) for r in read_records(tmp_path / "out")]
+    assert sorted(s["id"] for s in sources) == [
+        "copy0.jpg",
+        "other0.jpg",
+        "other1.jpg",
+        "other2.jpg",
+        "other3.jpg",
+    ]
+    assert len({s["sha256"] for s in sources}) == 5
+    # without the scan, these 8 names would have spread over both splits and several shards
+    from puzzlegen.build.plan import split_of
+
+    assert {split_of(n, 0.5) for n in names} == {"train", "test"}
+
+
+def test_a_changed_image_is_a_different_build_and_a_skip_mid_build(tmp_path):
+    from puzzlegen.build import BuildError
+    from puzzlegen.build.plan import ShardPlan
+    from puzzlegen.build.recipe import from_tasks
+    from puzzlegen.build.shard import BuildSpec, build_records
+
+    root = tmp_path / "images"
+    root.mkdir()
+    for k in range(3):
+        (root / f"{k}.jpg").write_bytes(jpeg(k))
+    quick_build(tmp_path / "out", source=str(root), tasks="rotation")
+    (root / "1.jpg").write_bytes(jpeg(7))  # same names, other content: resuming would mix two corpora
+    with pytest.raises(BuildError, match="different build"):
+        quick_build(tmp_path / "out", source=str(root), tasks="rotation")
+    # the bytes a worker reads differ from the bytes the plan was made from: skipped and counted
+    source = open_source(str(root))
+    spec = BuildSpec(source, from_tasks("rotation"), 0, "jpeg", tmp_path, {"train": [0, 1, 2]})
+    shard = ShardPlan("train", 0, 1, 0, ((0, "0.jpg", None), (1, "1.jpg", "0" * 64)))
+    records, counts, skipped, _ = build_records(spec, shard)
+    assert counts == {"rotation": 1} and skipped == {"changed_during_build": 1}
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ class ShardPlan:
     index: int
     total: int  # shards in this split
     start: int  # position of the first item within its split: balances answers across the split
-    items: tuple[tuple[int, str], ...]  # (index in the source, source id)
+    items: tuple[tuple[int, str, str | None], ...]  # (index in the source, source id, content sha256)
 
     @property
     def name(self) -> str:
@@ -27,16 +27,30 @@ def split_of(source_id: str, test_fraction: float) -> str:
     return "test" if derive("split", source_id) / 2**128 < test_fraction else "train"
 
 
+def unique(ids: list[str], shas: list[str | None]) -> tuple[list[tuple[int, str, str | None]], int]:
+    """The images whose bytes were not seen earlier in the source, and how many were dropped. A copy under
+    another name would otherwise give the same puzzles twice, in two shards or in both splits. An image
+    with no sha (unreadable, or a source that is distinct by construction) is kept: its shard decides."""
+    seen: set[str] = set()
+    kept = []
+    for index, (source_id, sha) in enumerate(zip(ids, shas, strict=True)):
+        if sha is not None:
+            if sha in seen:
+                continue
+            seen.add(sha)
+        kept.append((index, source_id, sha))
+    return kept, len(ids) - len(kept)
+
+
 def make_plan(
-    ids: list[str], shard_size: int, test_fraction: float, limit: int | None = None
+    items: list[tuple[int, str, str | None]], shard_size: int, test_fraction: float
 ) -> list[ShardPlan]:
     if shard_size < 1:
         raise ValueError("--shard-size must be at least 1")
     if not 0 <= test_fraction < 1:
         raise ValueError("--test-fraction must be in [0, 1)")
-    chosen = list(enumerate(ids))[: limit if limit is not None else None]
-    by_split: dict[str, list[tuple[int, str]]] = {}
-    for item in chosen:
+    by_split: dict[str, list[tuple[int, str, str | None]]] = {}
+    for item in items:
         by_split.setdefault(split_of(item[1], test_fraction), []).append(item)
     plan = []
     for split in sorted(by_split):
@@ -51,7 +65,7 @@ def split_members(plan: list[ShardPlan]) -> dict[str, list[int]]:
     """Source indices per split: where a task may look for a second image without crossing splits."""
     members: dict[str, list[int]] = {}
     for shard in plan:
-        members.setdefault(shard.split, []).extend(i for i, _ in shard.items)
+        members.setdefault(shard.split, []).extend(item[0] for item in shard.items)
     return members
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from puzzlegen import __version__
-from puzzlegen.sources import Source, SourceError
+from puzzlegen.sources import BadImage, Source, SourceError
 
 from . import writers
-from .plan import ShardPlan, fingerprint, make_plan, split_members
+from .plan import ShardPlan, fingerprint, make_plan, split_members, unique
 from .recipe import Recipe
 from .shard import STATE, BuildSpec, build_shard
 
@@ -40,7 +40,7 @@ class BuildError(Exception):
 
 
 class Progress(Protocol):
-    def start(self, total: int, done: int) -> None: ...
+    def start(self, total: int, done: int, label: str) -> None: ...
     def advance(self, n: int) -> None: ...
 
 
@@ -164,10 +164,12 @@ def _run(spec: BuildSpec, pending: list[ShardPlan], workers: int, progress: Prog
             seen = current
 
 
-def assemble_manifest(identity: dict, plan: list[ShardPlan], out: Path) -> dict[str, Any]:
+def assemble_manifest(
+    identity: dict, plan: list[ShardPlan], out: Path, duplicates: int = 0
+) -> dict[str, Any]:
     shards = [json.loads((out / STATE / "done" / f"{s.name}.json").read_text()) for s in plan]
     splits: dict[str, dict[str, Any]] = {}
-    skipped: Counter[str] = Counter()
+    skipped: Counter[str] = Counter({"duplicate": duplicates} if duplicates else {})
     content = hashlib.sha256()
     for shard in shards:
         split = splits.setdefault(
@@ -187,7 +189,7 @@ def assemble_manifest(identity: dict, plan: list[ShardPlan], out: Path) -> dict[
         "source": {
             **identity["source"],
             "content_sha256": content.hexdigest(),
-            "images": sum(s["images"] for s in shards),
+            "images": sum(s["images"] for s in shards) + duplicates,
         },
         "splits": splits,
         "skipped": dict(sorted(skipped.items())),
@@ -196,6 +198,24 @@ def assemble_manifest(identity: dict, plan: list[ShardPlan], out: Path) -> dict[
         "shards": shards,
         "libraries": _libraries(),
     }
+
+
+def content_hashes(source: Source, count: int, progress: Progress | None) -> list[str | None]:
+    """The sha256 of each image's bytes, None where unreadable (its shard counts that skip). One pass in
+    source order: reading is I/O bound, and sequential reads suit tars and Parquet row groups."""
+    if source.distinct_by_construction:
+        return [None] * count
+    if progress:
+        progress.start(count, 0, "reading")
+    shas: list[str | None] = []
+    for index in range(count):
+        try:
+            shas.append(hashlib.sha256(source.read(index)).hexdigest())
+        except BadImage:
+            shas.append(None)
+        if progress:
+            progress.advance(1)
+    return shas
 
 
 def build(
@@ -207,8 +227,10 @@ def build(
     ids = source.ids()
     if len(set(ids)) != len(ids):
         raise SourceError("the source lists the same id twice; ids must name images uniquely")
+    ids = ids[: options.limit]
+    items, duplicates = unique(ids, content_hashes(source, len(ids), progress))
     try:
-        plan = make_plan(ids, options.shard_size, options.test_fraction, options.limit)
+        plan = make_plan(items, options.shard_size, options.test_fraction)
     except ValueError as error:
         raise BuildError(str(error)) from None
     if not plan:
@@ -219,10 +241,10 @@ def build(
     pending = [s for s in plan if not _is_done(out, s)]
     if progress:
         total = sum(len(s.items) for s in plan)
-        progress.start(total, total - sum(len(s.items) for s in pending))
+        progress.start(total, total - sum(len(s.items) for s in pending), "images")
     spec = BuildSpec(source, recipe, options.seed, options.image_format, out, split_members(plan))
     _run(spec, pending, options.workers, progress)
-    manifest = assemble_manifest(identity, plan, out)
+    manifest = assemble_manifest(identity, plan, out, duplicates)
     writers.write_json(manifest, out / "manifest.json")
     from puzzlegen.publish.card import write_card
 

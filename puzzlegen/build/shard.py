@@ -110,14 +110,16 @@ def build_records(
     seen: set[str] = set()
     content = hashlib.sha256()
     describe = spec.source.describe()
-    for offset, (index, source_id) in enumerate(shard.items):
+    for offset, (index, source_id, planned_sha) in enumerate(shard.items):
         position = shard.start + offset
         advance(1)
         try:
             data = spec.source.read(index)
             sha = hashlib.sha256(data).hexdigest()
             content.update(sha.encode())
-            if sha in seen:
+            if planned_sha is not None and sha != planned_sha:  # the plan's dedupe no longer holds
+                raise BadImage("changed_during_build")
+            if sha in seen:  # a source that was not scanned
                 raise BadImage("duplicate")
             seen.add(sha)
             image = decode(data)

@@ -30,6 +30,9 @@ class Source(ABC):
     """
 
     kind: str
+    # a build reads every image once before planning, to drop byte-identical copies; a source whose
+    # images differ by construction sets this and saves that read
+    distinct_by_construction: bool = False
 
     @abstractmethod
     def ids(self) -> list[str]:
