@@ -190,19 +190,29 @@ def run_ours(args, data: Path, model_path: Path, lora: bool, device: str, peak: 
         "mfu": flops / mean["time/step"] / peak if peak else None,
         "mfu_update": (4 if lora else 6) * n * train_tokens / mean["time/update"] / peak if peak else None,
     }
-    del trainer
-    if device == "cuda":
-        torch.cuda.empty_cache()
     return result
 
 
-def check_7b(args, data: Path, device: str, peak: float | None) -> dict:
+def guarded(run, mode: str, *args) -> dict:
+    """One mode's run; running out of GPU memory is a result (the other modes still run), and memory is
+    released before the next run so that none inherits another's allocations."""
+    import gc
+
     import torch
 
     try:
-        return {"fits": True, **run_ours(args, data, model(args, "7b", device), True, device, peak)}
+        return run(*args)
     except torch.cuda.OutOfMemoryError as error:
-        return {"fits": False, "error": str(error).splitlines()[0]}
+        return {"mode": mode, "error": f"out of GPU memory: {str(error).splitlines()[0]}"}
+    finally:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def check_7b(args, data: Path, device: str, peak: float | None) -> dict:
+    result = guarded(run_ours, "lora", args, data, model(args, "7b", device), True, device, peak)
+    return {"fits": "error" not in result, **result}
 
 
 # ---------------------------------------------------------------------------------------------- TRL
@@ -400,9 +410,14 @@ def report(results: dict) -> None:
             label, *[fmt.format(m[key]) if m.get(key) is not None else "n/a" for m in results["ours"]]
         )
     console.print(table)
+    for mode in results["ours"]:
+        if "error" in mode:
+            console.print(f"ours ({mode['mode']}): {mode['error']}")
     for mode, trl in results["trl"].items():
         if "error" in trl:
             console.print(f"TRL ({mode}): {trl['error']}")
+        elif mode not in results["ratio"]:
+            console.print(f"TRL {trl['trl']} ({mode}): {trl['samples_per_s']:.2f} samples/s")
         else:
             ratio = results["ratio"][mode]
             verdict = "meets" if ratio >= GOAL_RATIO else "misses"
@@ -421,7 +436,7 @@ def report(results: dict) -> None:
     if results["device"] == "cpu":
         console.print("tiny model on the CPU: the script runs end to end; the goals apply to a GPU run only")
     else:
-        for mode in results["ours"]:
+        for mode in (m for m in results["ours"] if "error" not in m):
             ok = mode["step_tokens_per_s"] >= GOAL_TOKENS
             console.print(
                 f"{mode['mode']}: {mode['step_tokens_per_s']:.0f} step tokens/s per GPU "
@@ -445,11 +460,11 @@ def main() -> dict:
     }
     for mode in args.modes.split(","):
         lora = mode == "lora"
-        results["ours"].append(run_ours(args, data, model_path, lora, device, peak))
+        results["ours"].append(guarded(run_ours, mode, args, data, model_path, lora, device, peak))
         if args.trl:
-            trl = run_trl(args, data, model_path, lora, device)
+            trl = guarded(run_trl, mode, args, data, model_path, lora, device)
             results["trl"][mode] = trl
-            if "samples_per_s" in trl:
+            if "samples_per_s" in trl and "samples_per_s" in results["ours"][-1]:
                 results["ratio"][mode] = results["ours"][-1]["samples_per_s"] / trl["samples_per_s"]
     if args.check_7b and not args.tiny:
         results["check_7b"] = check_7b(args, data, device, peak)

@@ -44,3 +44,27 @@ def test_gpu_bench_runs_tiny_on_the_cpu(tmp_path):
         assert trl["samples_per_s"] > 0 and results["ratio"][mode] > 0
         assert 0 < trl["completion_tokens"] <= 8  # --tiny generates at most 8 tokens
     assert "ours / TRL" in done.stdout
+
+
+def test_a_mode_that_runs_out_of_gpu_memory_is_reported_and_the_rest_still_runs(capsys):
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("gpu_bench", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def out_of_memory(*args):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
+
+    full = bench.guarded(out_of_memory, "full")
+    assert full == {
+        "mode": "full",
+        "error": "out of GPU memory: CUDA out of memory. Tried to allocate 2.00 GiB",
+    }
+    lora = bench.guarded(lambda: {"mode": "lora", "samples_per_s": 4.0, "step_tokens_per_s": 2000.0}, "lora")
+    results = {"device": "NVIDIA H100", "model": "3b", "ours": [full, lora], "trl": {}, "ratio": {}}
+    bench.report(results)
+    printed = capsys.readouterr().out
+    assert "ours (full): out of GPU memory" in printed and "lora: 2000 step tokens/s" in printed
