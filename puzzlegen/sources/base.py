@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -45,6 +46,21 @@ class Source(ABC):
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """kind and location, for the manifest and the dataset card."""
+
+
+def cell_bytes(value: Any) -> bytes:
+    """An image cell of an HF or Parquet table: `{"bytes", "path"}` (the `datasets` Image feature, which
+    keeps only a path for images stored on disk) or plain binary."""
+    if isinstance(value, dict):
+        if value.get("bytes"):
+            return value["bytes"]
+        try:
+            return Path(value["path"]).read_bytes()
+        except (OSError, TypeError, KeyError):
+            raise BadImage("read_error") from None
+    if not value:
+        raise BadImage("missing_image")
+    return value
 
 
 ORIENTATION = 0x0112  # the EXIF tag

@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from .base import BadImage, Source, SourceError
+from .base import Source, SourceError, cell_bytes
 
 ID_COLUMNS = ("id", "image_id", "uid", "key")
 
@@ -59,15 +59,7 @@ class HFSource(Source):
         return ids
 
     def read(self, index: int) -> bytes:
-        value = self.dataset[index][self.image_column]
-        if value is None:
-            raise BadImage("missing_image")
-        if value.get("bytes"):
-            return value["bytes"]
-        try:
-            return Path(value["path"]).read_bytes()
-        except (OSError, TypeError):
-            raise BadImage("read_error") from None
+        return cell_bytes(self.dataset[index][self.image_column])
 
     def describe(self) -> dict:
         return {

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import BadImage, Source, SourceError
+from .base import Source, SourceError, cell_bytes
 from .hf import ID_COLUMNS
 
 
@@ -79,17 +79,7 @@ class ParquetSource(Source):
         if self._cache is None or self._cache[0] != (number, group):
             table = pq.ParquetFile(self.files[number]).read_row_group(group, columns=[self.image_column])
             self._cache = ((number, group), table.column(0).to_pylist())
-        value = self._cache[1][k]
-        if isinstance(value, dict):
-            if value.get("bytes"):
-                return value["bytes"]
-            try:
-                return Path(value["path"]).read_bytes()
-            except (OSError, TypeError):
-                raise BadImage("read_error") from None
-        if not value:
-            raise BadImage("missing_image")
-        return value
+        return cell_bytes(self._cache[1][k])
 
     def describe(self) -> dict:
         return {
