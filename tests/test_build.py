@@ -30,6 +30,26 @@ def test_workers_one_and_two_give_identical_bytes(built, tmp_path):
     assert len(one) >= 10 and one == two
 
 
+def test_shards_cut_into_pieces_across_workers_give_identical_bytes(tmp_path, monkeypatch):
+    from puzzlegen.build import runner
+
+    cuts = []
+
+    def recording_pieces(shard, size):
+        cuts.append(len(runner_pieces(shard, size)))
+        return runner_pieces(shard, size)
+
+    runner_pieces = runner.pieces
+    monkeypatch.setattr(runner, "MIN_PIECE", 4)
+    monkeypatch.setattr(runner, "pieces", recording_pieces)
+    whole = quick_build(tmp_path / "whole", shard_size=24)
+    cut = quick_build(tmp_path / "cut", shard_size=24, workers=2)
+    assert max(cuts) >= 4  # the train shard went to the workers in several pieces
+    assert whole == cut
+    assert tree_digest(tmp_path / "whole", *OUTPUTS) == tree_digest(tmp_path / "cut", *OUTPUTS)
+    assert not (tmp_path / "cut" / runner.PARTS).exists()
+
+
 def test_repeated_build_and_other_seed(built, tmp_path):
     out, manifest = built
     quick_build(tmp_path / "again")

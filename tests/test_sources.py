@@ -191,8 +191,8 @@ def test_a_changed_image_is_a_different_build_and_a_skip_mid_build(tmp_path):
     source = open_source(str(root))
     spec = BuildSpec(source, from_tasks("rotation"), 0, "jpeg", tmp_path, {"train": [0, 1, 2]})
     shard = ShardPlan("train", 0, 1, 0, ((0, "0.jpg", None), (1, "1.jpg", "0" * 64)))
-    records, counts, skipped, _ = build_records(spec, shard)
-    assert counts == {"rotation": 1} and skipped == {"changed_during_build": 1}
+    part = build_records(spec, shard)
+    assert part.counts == {"rotation": 1} and part.skipped == {"changed_during_build": 1}
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,15 @@ Resuming is the same call: shards with a done record are kept, the rest are buil
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 import multiprocessing as mp
 import os
+import pickle
 import shutil
+import time
 from collections import Counter
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -22,7 +26,7 @@ from puzzlegen.sources import BadImage, Source, SourceError
 from . import writers
 from .plan import ShardPlan, fingerprint, make_plan, split_members, unique
 from .recipe import Recipe
-from .shard import STATE, BuildSpec, build_shard
+from .shard import STATE, BuildSpec, build_records, build_shard, pieces, write_shard
 
 CODEC_LIBRARIES = (
     "pillow",
@@ -33,6 +37,10 @@ CODEC_LIBRARIES = (
     "albucore",
     "opencv-python-headless",
 )
+
+
+PARTS = f"{STATE}/parts"  # pieces of shards that several workers share, until the shard is written
+MIN_PIECE = 16  # images: a smaller unit of work costs more in dispatch and pickling than it balances
 
 
 class BuildError(Exception):
@@ -136,32 +144,67 @@ def _tick(n: int) -> None:
         _TICKS.value += n
 
 
-def _run_shard(shard: ShardPlan) -> dict:
-    return build_shard(_SPEC, shard, _tick)
+def _run_piece(shard: ShardPlan, whole: bool) -> None:
+    """A whole shard is written by its worker; a piece is pickled under PARTS for `_join` to write."""
+    if whole:
+        build_shard(_SPEC, shard, _tick)
+        return
+    part = build_records(_SPEC, shard, _tick)
+    _part_path(_SPEC.out, shard).write_bytes(pickle.dumps(part, pickle.HIGHEST_PROTOCOL))  # read once done
+
+
+def _part_path(out: Path, piece: ShardPlan) -> Path:
+    return out / PARTS / f"{piece.name}-{piece.start:09d}.pickle"
+
+
+def _join(shard: ShardPlan, starts: list[int]) -> None:
+    paths = [_part_path(_SPEC.out, dataclasses.replace(shard, start=start)) for start in starts]
+    write_shard(_SPEC, shard, [pickle.loads(path.read_bytes()) for path in paths])
+    for path in paths:
+        path.unlink()
+
+
+def piece_size(pending: list[ShardPlan], workers: int) -> int:
+    """Images per unit of work: about four units per worker, so that a build with fewer shards than
+    workers, and the tail of a long one, keep every worker busy; never below MIN_PIECE images."""
+    images = sum(len(s.items) for s in pending)
+    return max(MIN_PIECE, math.ceil(images / (4 * workers)))
 
 
 def _run(spec: BuildSpec, pending: list[ShardPlan], workers: int, progress: Progress | None) -> None:
     advance = progress.advance if progress else (lambda n: None)
-    if workers <= 1 or len(pending) <= 1:
+    if workers <= 1:
         for shard in pending:
             build_shard(spec, shard, advance)
         return
+    shutil.rmtree(spec.out / PARTS, ignore_errors=True)  # pieces of an interrupted run: their shards redo
+    (spec.out / PARTS).mkdir(parents=True)
+    size = piece_size(pending, workers)
+    split = {k: pieces(shard, size) for k, shard in enumerate(pending)}
     # spawn, not fork: a parent that has read Parquet or run OpenCV holds thread-pool locks that a forked
     # child inherits locked, and then hangs on
     context = mp.get_context("spawn")
     ticks = context.Value("q", 0)
-    with context.Pool(min(workers, len(pending)), _init_worker, (spec, ticks)) as pool:
-        results, seen = pool.imap_unordered(_run_shard, pending), 0
-        remaining = len(pending)
-        while remaining:
-            try:
-                results.next(timeout=0.25)
-                remaining -= 1
-            except mp.TimeoutError:
-                pass
+    units = sum(len(p) for p in split.values())
+    with context.Pool(min(workers, units), _init_worker, (spec, ticks)) as pool:
+        running = {
+            pool.apply_async(_run_piece, (piece, len(split[k]) == 1)): k for k in split for piece in split[k]
+        }
+        left = {k: len(p) for k, p in split.items()}
+        seen = 0
+        while running:
+            for result in [r for r in running if r.ready()]:
+                result.get()  # a worker's exception surfaces here
+                k = running.pop(result)
+                left[k] -= 1
+                if left[k] == 0 and len(split[k]) > 1:  # its last piece is in: write the shard
+                    starts = [piece.start for piece in split[k]]
+                    running[pool.apply_async(_join, (pending[k], starts))] = k
             current = ticks.value
             advance(current - seen)
             seen = current
+            time.sleep(0.05)
+    shutil.rmtree(spec.out / PARTS, ignore_errors=True)
 
 
 def assemble_manifest(

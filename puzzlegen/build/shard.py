@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections import Counter
@@ -100,15 +101,29 @@ def _partner(spec: BuildSpec, split: str, own: int, own_sha: str, puzzle_rng) ->
     return pick
 
 
-def build_records(
-    spec: BuildSpec, shard: ShardPlan, advance: Callable[[int], None] = lambda n: None
-) -> tuple[list[dict[str, Any]], Counter[str], Counter[str], str]:
-    """Every record of the shard, with counts per task, skips by reason, and the content hash."""
-    records: list[dict[str, Any]] = []
-    skipped: Counter[str] = Counter()
-    counts: Counter[str] = Counter()
-    seen: set[str] = set()
-    content = hashlib.sha256()
+@dataclass
+class Part:
+    """The records of consecutive images of a shard, with counts per task, skips by reason, and the content
+    sha256 of every image read, in order."""
+
+    records: list[dict[str, Any]]
+    counts: Counter[str]
+    skipped: Counter[str]
+    shas: list[str]
+
+
+def pieces(shard: ShardPlan, size: int) -> list[ShardPlan]:
+    """The shard cut into runs of `size` images. A piece keeps its shard's name and its images' positions in
+    the split, so its records are exactly those the whole shard would make."""
+    return [
+        dataclasses.replace(shard, start=shard.start + a, items=shard.items[a : a + size])
+        for a in range(0, len(shard.items), size)
+    ]
+
+
+def build_records(spec: BuildSpec, shard: ShardPlan, advance: Callable[[int], None] = lambda n: None) -> Part:
+    """Every record of the shard (or piece of one)."""
+    part = Part([], Counter(), Counter(), [])
     describe = spec.source.describe()
     for offset, (index, source_id, planned_sha) in enumerate(shard.items):
         position = shard.start + offset
@@ -116,15 +131,12 @@ def build_records(
         try:
             data = spec.source.read(index)
             sha = hashlib.sha256(data).hexdigest()
-            content.update(sha.encode())
+            part.shas.append(sha)
             if planned_sha is not None and sha != planned_sha:  # the plan's dedupe no longer holds
                 raise BadImage("changed_during_build")
-            if sha in seen:  # a source that was not scanned
-                raise BadImage("duplicate")
-            seen.add(sha)
             image = decode(data)
         except BadImage as bad:
-            skipped[bad.reason] += 1
+            part.skipped[bad.reason] += 1
             continue
         source = {
             "dataset": describe["name"],
@@ -146,18 +158,20 @@ def build_records(
                     partner=_partner(spec, shard.split, index, sha, puzzle_rng),
                 )
                 try:
-                    records.append(to_record(spec, entry, entry.task.make(image, ctx), source, variant))
-                    counts[entry.name] += 1
+                    part.records.append(to_record(spec, entry, entry.task.make(image, ctx), source, variant))
+                    part.counts[entry.name] += 1
                 except Skip as skip:
-                    skipped[f"{entry.name}:{skip.reason}"] += 1
+                    part.skipped[f"{entry.name}:{skip.reason}"] += 1
                 except Exception as error:  # a task bug on one odd image must not sink a long build
-                    skipped[f"{entry.name}:{ERROR}:{type(error).__name__}"] += 1
-    return records, counts, skipped, content.hexdigest()
+                    part.skipped[f"{entry.name}:{ERROR}:{type(error).__name__}"] += 1
+    return part
 
 
-def build_shard(spec: BuildSpec, shard: ShardPlan, advance: Callable[[int], None] = lambda n: None) -> dict:
-    """Write the shard's Parquet and tar under temporary names, rename them, then write its done record."""
-    records, counts, skipped, content_sha = build_records(spec, shard, advance)
+def write_shard(spec: BuildSpec, shard: ShardPlan, parts: list[Part]) -> dict:
+    """Write the shard's Parquet and tar from its parts, in order, under temporary names, rename them,
+    then write its done record."""
+    records = [r for p in parts for r in p.records]
+    counts, skipped = sum((p.counts for p in parts), Counter()), sum((p.skipped for p in parts), Counter())
     data_dir, wds_dir, state = spec.out / "data", spec.out / "wds", spec.out / STATE
     parquet_path = data_dir / f"{shard.name}.parquet"
     tar_path = wds_dir / f"{shard.split}-{shard.index:06d}.tar"
@@ -170,7 +184,7 @@ def build_shard(spec: BuildSpec, shard: ShardPlan, advance: Callable[[int], None
         "records": len(records),
         "counts": dict(sorted(counts.items())),
         "skipped": dict(sorted(skipped.items())),
-        "content_sha256": content_sha,
+        "content_sha256": hashlib.sha256("".join(sha for p in parts for sha in p.shas).encode()).hexdigest(),
         "files": {
             "parquet": writers.file_info(parquet_path, spec.out),
             "wds": writers.file_info(tar_path, spec.out),
@@ -178,3 +192,7 @@ def build_shard(spec: BuildSpec, shard: ShardPlan, advance: Callable[[int], None
     }
     writers.write_json(done, state / "done" / f"{shard.name}.json")
     return done
+
+
+def build_shard(spec: BuildSpec, shard: ShardPlan, advance: Callable[[int], None] = lambda n: None) -> dict:
+    return write_shard(spec, shard, [build_records(spec, shard, advance)])

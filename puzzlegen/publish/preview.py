@@ -19,7 +19,7 @@ def example(task: str, seed: int = 0, tries: int = 8) -> dict[str, Any]:
     source = SyntheticSource(count=tries)
     spec = BuildSpec(source, from_tasks(task), seed, "jpeg", Path("."), {"train": list(range(tries))})
     shard = ShardPlan("train", 0, 1, 0, tuple((i, name, None) for i, name in enumerate(source.ids())))
-    records, _, _, _ = build_records(spec, shard)
+    records = build_records(spec, shard).records
     if not records:
         raise ValueError(f"{task}: no puzzle from the first {tries} synthetic images")
     return records[0]
