@@ -31,10 +31,11 @@ def user_errors():
     """Problems the user can fix print one clear line and exit 2; never a traceback."""
     from puzzlegen.build import BuildError
     from puzzlegen.sources import SourceError
+    from puzzlegen.train import TrainError
 
     try:
         yield
-    except (SourceError, BuildError, ValueError, FileNotFoundError) as error:
+    except (SourceError, BuildError, TrainError, ValueError, FileNotFoundError) as error:
         err.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
@@ -230,6 +231,61 @@ def export(
     with user_errors():
         files = convert(path, to, out)
     console.print(f"[bold green]exported[/] {len(files)} shards for {to} to {out.resolve()}")
+
+
+@app.command()
+def score(
+    data: Annotated[str, typer.Argument(help="a folder made by `puzzlegen build`, or hf:OWNER/NAME@REV")],
+    completions: Annotated[
+        Path, typer.Argument(help='JSON lines {"id": record id, "completion": text}, from any model')
+    ],
+    split: Annotated[str, typer.Option(help="the split the ids come from")] = "test",
+    field: Annotated[str, typer.Option(help="the key of the completion text")] = "completion",
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the results here")] = None,
+    scored: Annotated[
+        Path | None, typer.Option(help="write each line's reward, accuracy, format and reason here")
+    ] = None,
+):
+    """Score completions made elsewhere (vLLM, an API, another trainer) with each puzzle's verifier."""
+    from puzzlegen.train.data import iter_puzzles, open_shards
+    from puzzlegen.verify import score_completions
+
+    with user_errors():
+        puzzles = {p.id: (p.task, p.verifier) for p in iter_puzzles(open_shards(data, split))}
+        with open(completions, encoding="utf-8", errors="replace") as lines:
+            report = score_completions(lines, puzzles, field)
+    results = report.tally.means()
+    table = Table(title=f"{completions} on {data} ({split})")
+    for column in ("task", "completions", "accuracy", "reward", "format"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for task, row in results.items():
+        name = "[bold]all" if task == "all" else task
+        table.add_row(name, f"{row['n']:.0f}", *(f"{row[k]:.3f}" for k in ("accuracy", "reward", "format")))
+    console.print(table)
+    counts = {
+        "malformed_lines": len(report.malformed),
+        "unknown_ids": len(report.unknown),
+        "unanswered_puzzles": report.unanswered,
+    }
+    if report.malformed:
+        lines_shown = ", ".join(map(str, report.malformed[:5])) + (
+            ", ..." if len(report.malformed) > 5 else ""
+        )
+        shape = f'{{"id", "{field}"}}'
+        err.print(f"[yellow]{len(report.malformed)} lines are not {shape} objects[/] (line {lines_shown})")
+    if report.unknown:
+        err.print(
+            f"[yellow]{len(report.unknown)} ids name no puzzle of the {split} split[/] "
+            f"(first: {report.unknown[0]}); is --split right?"
+        )
+    console.print(f"{report.unanswered} of {len(puzzles)} {split} puzzles have no completion")
+    if json_out:
+        json_out.write_text(json.dumps({"results": results, **counts}, indent=2, sort_keys=True) + "\n")
+    if scored:
+        scored.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in report.scored))
+    if not report.scored:
+        err.print("[bold red]error:[/] nothing was scored")
+        raise typer.Exit(2)
 
 
 @app.command(name="tasks")

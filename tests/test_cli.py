@@ -73,3 +73,47 @@ def test_help_is_instant_because_heavy_modules_stay_unimported():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert shown == "[]"
+
+
+def test_score_rates_completions_made_elsewhere(tmp_path):
+    from puzzlegen.verify import oracle
+
+    from .helpers import quick_build, read_records
+
+    quick_build(tmp_path / "ds", tasks="rotation", source="synthetic:12", test_fraction=0.5)
+    rows = [r for r in read_records(tmp_path / "ds") if r["id"] in _split_ids(tmp_path / "ds", "test")]
+    assert len(rows) >= 3
+    lines = [{"id": r["id"], "completion": oracle(r["verifier"])} for r in rows[:-1]]  # the last unanswered
+    lines.append({"id": rows[0]["id"], "completion": "<answer>upside down</answer>"})
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + "garbage\n")
+    result = run(
+        "score",
+        tmp_path / "ds",
+        tmp_path / "c.jsonl",
+        "--json",
+        tmp_path / "r.json",
+        "--scored",
+        tmp_path / "s.jsonl",
+    )
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "r.json").read_text())
+    n = len(rows)  # n - 1 right, 1 wrong
+    assert saved["results"]["rotation"]["n"] == n
+    assert saved["results"]["rotation"]["accuracy"] == (n - 1) / n
+    assert saved["malformed_lines"] == 1 and saved["unanswered_puzzles"] == 1 and saved["unknown_ids"] == 0
+    assert len((tmp_path / "s.jsonl").read_text().splitlines()) == n
+    # ids of the test split scored against the train split: nothing to score, said plainly
+    wrong = run("score", tmp_path / "ds", tmp_path / "c.jsonl", "--split", "train")
+    assert (
+        wrong.exit_code == 2 and "is --split right?" in wrong.output and "nothing was scored" in wrong.output
+    )
+
+
+def _split_ids(out, split):
+    import pyarrow.parquet as pq
+
+    return {
+        i
+        for f in (out / "data").glob(f"{split}-*.parquet")
+        for i in pq.read_table(f, columns=["id"])["id"].to_pylist()
+    }

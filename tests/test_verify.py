@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from puzzlegen.verify import easyr1_compute_score, oracle, score, trl_reward, verl_compute_score
+from puzzlegen.verify import (
+    Tally,
+    easyr1_compute_score,
+    oracle,
+    score,
+    score_completions,
+    trl_reward,
+    verl_compute_score,
+)
 
 ROTATION = {
     "kind": "choice",
@@ -202,3 +210,43 @@ def test_letter_spellings(spelling):
     spec = {"kind": "choice", "answer": "B", "options": ["A", "B", "C", "D"]}
     assert score(f"<answer>{spelling}</answer>", spec).accuracy == 1.0
     assert score(f"<answer>{spelling.replace('B', 'C').replace('b', 'c')}</answer>", spec).accuracy == 0.0
+
+
+def test_tally_means_per_task_and_over_every_completion():
+    tally = Tally()
+    tally.add("rotation", 1.0, 1.0, 1.0)
+    tally.add("rotation", 0.1, 0.0, 1.0)
+    tally.add("jigsaw", 0.5, 0.0, 1.0, n=2)  # sums of two completions
+    means = tally.means()
+    assert list(means) == ["jigsaw", "rotation", "all"]
+    assert means["rotation"] == {"n": 2, "reward": 0.55, "accuracy": 0.5, "format": 1.0}
+    assert means["jigsaw"]["reward"] == 0.25
+    assert means["all"]["n"] == 4 and means["all"]["reward"] == pytest.approx(1.6 / 4)
+    assert Tally().means() == {"all": {"n": 0.0, "reward": 0.0, "accuracy": 0.0, "format": 0.0}}
+
+
+def test_a_completions_file_is_scored_and_what_cannot_be_scored_is_counted():
+    puzzles = {
+        "r1": ("rotation", json.dumps(ROTATION)),
+        "j1": ("jigsaw", json.dumps(JIGSAW)),
+        "x": ("rotation", json.dumps(ROTATION)),
+    }
+    lines = [
+        json.dumps({"id": "r1", "completion": oracle(ROTATION)}),
+        json.dumps({"id": "r1", "completion": answer("180")}),  # a second sample of the same puzzle
+        json.dumps({"id": "j1", "response": "<answer>3,1,4,2</answer>"}),  # another key
+        "",
+        "{not json",
+        json.dumps(["r1", "text"]),
+        json.dumps({"id": 7, "completion": "x"}),
+        json.dumps({"id": "ghost", "completion": "x"}),
+    ]
+    report = score_completions(lines, puzzles)
+    assert [(row["id"], row["line"], row["accuracy"]) for row in report.scored] == [
+        ("r1", 1, 1.0),
+        ("r1", 2, 0.0),
+    ]
+    assert report.malformed == [3, 5, 6, 7] and report.unknown == ["ghost"] and report.unanswered == 2
+    assert report.tally.means()["rotation"]["accuracy"] == 0.5
+    by_response = score_completions(lines, puzzles, text_field="response")
+    assert [row["id"] for row in by_response.scored] == ["j1"] and by_response.scored[0]["reward"] == 1.0

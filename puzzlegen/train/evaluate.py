@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from itertools import chain, islice
 
+from puzzlegen.verify import Tally
+
 from .data import Puzzle
 from .distributed import Dist
 from .encode import Encoder
@@ -29,7 +31,7 @@ def evaluate(
     """
     was_training = policy.training
     policy.eval()
-    sums: dict[str, list[float]] = {}
+    tally = Tally()
     skipped_before = encoder.skipped_too_long
     puzzles = iter(puzzles)
     first = next(puzzles, None)
@@ -53,26 +55,18 @@ def evaluate(
             continue
         scores = score_all(rollouts.texts, [e.puzzle.verifier for e in batch], [e.puzzle.task for e in batch])
         for task, t, a, f in zip(scores.tasks, scores.total, scores.accuracy, scores.format, strict=True):
-            acc = sums.setdefault(task, [0.0, 0.0, 0.0, 0.0])
-            acc[0], acc[1], acc[2], acc[3] = acc[0] + 1, acc[1] + t, acc[2] + a, acc[3] + f
+            tally.add(task, t, a, f)
     # every rank must all-reduce the same keys, in the same order
-    tasks = sorted({t for part in d.gather(sorted(sums)) for t in part})
+    tasks = sorted({t for part in d.gather(sorted(tally.sums)) for t in part})
     flat = d.all_sum(
-        [v for t in tasks for v in sums.get(t, [0.0] * 4)] + [encoder.skipped_too_long - skipped_before]
+        [v for t in tasks for v in tally.sums.get(t, [0.0] * 4)] + [encoder.skipped_too_long - skipped_before]
     )
-    results = {}
+    everyone = Tally()
     for i, task in enumerate(tasks):
         n, t, a, f = flat[4 * i : 4 * i + 4]
-        results[task] = {"n": n, "reward": t / max(n, 1), "accuracy": a / max(n, 1), "format": f / max(n, 1)}
-    n = sum(r["n"] for r in results.values())
-    results["all"] = {
-        "n": n,
-        "skipped_too_long": flat[-1],
-        **{
-            key: sum(r[key] * r["n"] for r in results.values() if "n" in r) / max(n, 1)
-            for key in ("reward", "accuracy", "format")
-        },
-    }
+        everyone.add(task, t, a, f, n)
+    results = everyone.means()
+    results["all"]["skipped_too_long"] = flat[-1]
     policy.train(was_training)
     return results
 

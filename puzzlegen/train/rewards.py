@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
-from puzzlegen.verify import score
+from puzzlegen.verify import Tally, score
+from puzzlegen.verify.report import KEYS
 
 
 @dataclass
@@ -17,20 +17,12 @@ class Scores:
 
     def per_task(self, prefix: str = "") -> dict[str, float]:
         """Mean reward, accuracy and format per task, keyed like "reward/rotation"."""
-        sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
+        tally = Tally()
         for task, t, a, f in zip(self.tasks, self.total, self.accuracy, self.format, strict=True):
-            acc = sums[task]
-            acc[0], acc[1], acc[2], acc[3] = acc[0] + t, acc[1] + a, acc[2] + f, acc[3] + 1
-        out = {}
-        for task, (t, a, f, n) in sorted(sums.items()):
-            out.update(
-                {
-                    f"{prefix}reward/{task}": t / n,
-                    f"{prefix}accuracy/{task}": a / n,
-                    f"{prefix}format/{task}": f / n,
-                }
-            )
-        return out
+            tally.add(task, t, a, f)
+        means = tally.means()
+        del means["all"]
+        return {f"{prefix}{key}/{task}": row[key] for task, row in means.items() for key in KEYS}
 
 
 def score_all(texts: list[str], specs: list[str], tasks: list[str]) -> Scores:

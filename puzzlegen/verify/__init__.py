@@ -2,6 +2,7 @@
 
 from .adapters import easyr1_compute_score, trl_reward, verl_compute_score
 from .parse import extract, instruction, render
+from .report import FileReport, Tally, score_completions
 from .score import PARTIAL, Score, load_spec, normalize, parse_permutation, score
 
 
@@ -14,7 +15,9 @@ def oracle(spec: dict | str) -> str:
 
 __all__ = [
     "PARTIAL",
+    "FileReport",
     "Score",
+    "Tally",
     "easyr1_compute_score",
     "extract",
     "instruction",
@@ -24,6 +27,7 @@ __all__ = [
     "parse_permutation",
     "render",
     "score",
+    "score_completions",
     "trl_reward",
     "verl_compute_score",
 ]
