@@ -195,6 +195,47 @@ def info(path: Annotated[Path, typer.Argument(help="a folder made by `puzzlegen 
 
 
 @app.command()
+def show(
+    data: Annotated[str, typer.Argument(help="a folder made by `puzzlegen build`, or hf:OWNER/NAME@REV")],
+    split: Annotated[str, typer.Option(help="the split to read")] = "train",
+    task: Annotated[str | None, typer.Option(help="only this task (its recipe name, e.g. jigsaw3x3)")] = None,
+    puzzle_id: Annotated[str | None, typer.Option("--id", help="only the puzzle with this id")] = None,
+    n: Annotated[int, typer.Option(min=1, help="how many puzzles")] = 3,
+    save: Annotated[
+        Path | None, typer.Option(help="save their images, numbered as in the prompt, as one picture")
+    ] = None,
+):
+    """Print puzzles of a built dataset (prompt and answer) and save their images, to check them by eye."""
+    from itertools import islice
+
+    from puzzlegen.train.data import iter_puzzles, open_shards
+
+    with user_errors():
+        wanted = (
+            p
+            for p in iter_puzzles(open_shards(data, split))
+            if (task is None or p.task == task) and (puzzle_id is None or p.id == puzzle_id)
+        )
+        chosen = list(islice(wanted, n))
+        if not chosen:
+            raise ValueError(
+                f"no {split} puzzle of {data} matches"
+                + (f" --task {task}" if task else "")
+                + (f" --id {puzzle_id}" if puzzle_id else "")
+            )
+        for p in chosen:
+            console.rule(f"[bold]{p.id}[/] ({p.task}, {len(p.images)} images)")
+            console.print(p.prompt, markup=False, highlight=False)
+            console.print(f"[bold]answer[/] {p.answer}")
+        if save:
+            from puzzlegen.publish.preview import stacked_sheets
+
+            captions = [f"{p.id}   answer: {p.answer}" for p in chosen]
+            stacked_sheets([{"images": p.images} for p in chosen], captions).save(save)
+            console.print(f"images saved to {save}")
+
+
+@app.command()
 def push(
     path: Annotated[Path, typer.Argument(help="a folder made by `puzzlegen build`")],
     repo_id: Annotated[str, typer.Argument(help="the Hub dataset repo, e.g. me/coco-puzzles")],

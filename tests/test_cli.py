@@ -117,3 +117,23 @@ def _split_ids(out, split):
         for f in (out / "data").glob(f"{split}-*.parquet")
         for i in pq.read_table(f, columns=["id"])["id"].to_pylist()
     }
+
+
+def test_show_prints_puzzles_and_saves_their_images(tmp_path):
+    from PIL import Image
+
+    from .helpers import quick_build, read_records
+
+    quick_build(tmp_path / "ds", tasks="jigsaw2x2,rotation", source="synthetic:6", test_fraction=0)
+    rows = read_records(tmp_path / "ds")
+    jigsaw = [r for r in rows if r["task"] == "jigsaw"]
+    result = run("show", tmp_path / "ds", "--task", "jigsaw2x2", "--n", "2", "--save", tmp_path / "s.png")
+    assert result.exit_code == 0, result.output
+    assert all(r["id"] in result.output and r["answer"] in result.output for r in jigsaw[:2])
+    assert jigsaw[2]["id"] not in result.output and "rotation-" not in result.output
+    sheet = Image.open(tmp_path / "s.png")
+    assert sheet.height > 2 * 160 and sheet.width > 4 * 160  # two rows of four tiles
+    one = run("show", tmp_path / "ds", "--id", rows[-1]["id"])
+    assert one.exit_code == 0 and one.output.count(" images)") == 1 and rows[-1]["id"] in one.output
+    none = run("show", tmp_path / "ds", "--task", "position")
+    assert none.exit_code == 2 and "no train puzzle" in none.output

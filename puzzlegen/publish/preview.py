@@ -38,3 +38,18 @@ def contact_sheet(record: dict[str, Any], height: int = 160, pad: int = 8) -> Im
         draw.text((x, 2), str(k), fill="black")
         x += im.width + pad
     return sheet
+
+
+def stacked_sheets(records: list[dict[str, Any]], captions: list[str], pad: int = 8) -> Image.Image:
+    """One contact sheet per record, top to bottom, each with its caption (id and answer) beneath."""
+    sheets = [contact_sheet(record) for record in records]
+    line = 16
+    page = Image.new(
+        "RGB", (max(s.width for s in sheets), sum(s.height + line for s in sheets) + pad), "white"
+    )
+    draw, y = ImageDraw.Draw(page), 0
+    for sheet, caption in zip(sheets, captions, strict=True):
+        page.paste(sheet, (0, y))
+        draw.text((pad, y + sheet.height - 4), caption, fill="black")
+        y += sheet.height + line
+    return page
