@@ -48,6 +48,13 @@ def test_shards_cut_into_pieces_across_workers_give_identical_bytes(tmp_path, mo
     assert whole == cut
     assert tree_digest(tmp_path / "whole", *OUTPUTS) == tree_digest(tmp_path / "cut", *OUTPUTS)
     assert not (tmp_path / "cut" / runner.PARTS).exists()
+    # interrupted while pieces were out: the shard has no done record, stale pieces lie about
+    shard = cut["shards"][-1]["name"]
+    (tmp_path / "cut" / STATE / "done" / f"{shard}.json").unlink()
+    (tmp_path / "cut" / runner.PARTS).mkdir()
+    (tmp_path / "cut" / runner.PARTS / f"{shard}-000000000.pickle").write_bytes(b"stale")
+    assert quick_build(tmp_path / "cut", shard_size=24, workers=2) == whole
+    assert tree_digest(tmp_path / "whole", *OUTPUTS) == tree_digest(tmp_path / "cut", *OUTPUTS)
 
 
 def test_repeated_build_and_other_seed(built, tmp_path):
