@@ -116,6 +116,9 @@ def build(
     ] = None,
     think: Annotated[str | None, typer.Option(help="reasoning block: required, optional or none")] = None,
     image_format: Annotated[str, typer.Option(help="jpeg or png")] = "jpeg",
+    dedupe: Annotated[
+        str, typer.Option(help="drop copies: exact (byte-identical) or near (also resized or recompressed)")
+    ] = "exact",
     root: Annotated[str | None, typer.Option(help="COCO root folder (or set PUZZLEGEN_COCO_ROOT)")] = None,
     subset: Annotated[str, typer.Option(help="COCO subset: train2017, val2017, ...")] = "train2017",
     split: Annotated[str, typer.Option(help="split to read from an HF dataset")] = "train",
@@ -154,6 +157,7 @@ def build(
             limit=limit,
             test_fraction=test_fraction,
             image_format=image_format,
+            dedupe=dedupe,
             overwrite=overwrite,
         )
         started = time.perf_counter()

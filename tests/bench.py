@@ -72,10 +72,15 @@ def bench_build(root: Path, images: int) -> None:
         f"  speed-up with 2 workers: {rates['2 workers, pieces'] / one:.2f}x with pieces, "
         f"{rates['2 workers, whole shards'] / one:.2f}x with whole shards"
     )
-    reading = median_seconds(lambda: runner.content_hashes(source, images, None))
+    reading = median_seconds(lambda: runner.fingerprints(source, images, False, None))
+    near = median_seconds(lambda: runner.fingerprints(source, images, True, None))
     print(
         f"  reading pass (hash every image before planning): {images / reading:7.0f} images/s, "
         f"{reading * one / images:.1%} of the 1-worker build"
+    )
+    print(
+        f"  with --dedupe near (difference hashes too):       {images / near:7.0f} images/s, "
+        f"{near * one / images:.1%} of the 1-worker build"
     )
 
 

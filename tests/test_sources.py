@@ -216,3 +216,49 @@ def test_large_jpegs_decode_in_draft_mode_but_report_their_size():
     image = decode(buffer.getvalue())
     assert min(image.size) >= 1024 and image.size[0] < 2400  # reduced by DCT scaling
     assert image.info["original_size"] == (2400, 2200)
+
+
+def test_near_copies_are_dropped_on_request(tmp_path):
+    from PIL import ImageOps
+
+    root = tmp_path / "near"
+    root.mkdir()
+    original = render(1)
+    original.save(root / "a.jpg", quality=90)
+    smaller = original.resize((original.width * 17 // 20, original.height * 17 // 20))
+    smaller.save(root / "b.jpg", quality=70)  # resized and recompressed: other bytes, same picture
+    ImageOps.mirror(original).save(root / "c.jpg", quality=90)  # a different puzzle source: kept
+    render(2).save(root / "d.jpg", quality=90)
+    Image.new("RGB", (200, 160), (40, 90, 200)).save(root / "e.png")  # flat: its hash says nothing
+    Image.new("RGB", (200, 160), (41, 90, 200)).save(root / "f.png")
+    near = quick_build(
+        tmp_path / "near-out", source=str(root), tasks="rotation", test_fraction=0, dedupe="near"
+    )
+    assert near["skipped"].get("near_duplicate") == 1 and "duplicate" not in near["skipped"]
+    kept = {json.loads(r["source"])["id"] for r in read_records(tmp_path / "near-out")}
+    assert "b.jpg" not in kept and {"a.jpg", "c.jpg", "d.jpg"} <= kept
+    exact = quick_build(tmp_path / "exact-out", source=str(root), tasks="rotation", test_fraction=0)
+    assert "near_duplicate" not in exact["skipped"] and "b.jpg" in {
+        json.loads(r["source"])["id"] for r in read_records(tmp_path / "exact-out")
+    }
+
+
+def test_the_near_index_finds_every_hash_within_its_bit_budget():
+    import random
+
+    from puzzlegen.build.dedupe import NEAR_BITS, NearIndex
+
+    rng = random.Random(0)
+    index = NearIndex()
+    kept = [rng.getrandbits(64) for _ in range(300)]
+    for value in kept:
+        index.add(value)
+    for value in kept[:100]:
+        flips = rng.sample(range(64), rng.randint(0, NEAR_BITS))
+        assert index.near(value ^ sum(1 << b for b in flips))
+    far = [
+        v
+        for v in (rng.getrandbits(64) for _ in range(300))
+        if min((v ^ k).bit_count() for k in kept) > NEAR_BITS
+    ]
+    assert len(far) > 250 and not any(index.near(v) for v in far)

@@ -27,21 +27,6 @@ def split_of(source_id: str, test_fraction: float) -> str:
     return "test" if derive("split", source_id) / 2**128 < test_fraction else "train"
 
 
-def unique(ids: list[str], shas: list[str | None]) -> tuple[list[tuple[int, str, str | None]], int]:
-    """The images whose bytes were not seen earlier in the source, and how many were dropped. A copy under
-    another name would otherwise give the same puzzles twice, in two shards or in both splits. An image
-    with no sha (unreadable, or a source that is distinct by construction) is kept: its shard decides."""
-    seen: set[str] = set()
-    kept = []
-    for index, (source_id, sha) in enumerate(zip(ids, shas, strict=True)):
-        if sha is not None:
-            if sha in seen:
-                continue
-            seen.add(sha)
-        kept.append((index, source_id, sha))
-    return kept, len(ids) - len(kept)
-
-
 def make_plan(
     items: list[tuple[int, str, str | None]], shard_size: int, test_fraction: float
 ) -> list[ShardPlan]:

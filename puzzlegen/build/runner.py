@@ -24,7 +24,8 @@ from puzzlegen import __version__
 from puzzlegen.sources import BadImage, Source, SourceError
 
 from . import writers
-from .plan import ShardPlan, fingerprint, make_plan, split_members, unique
+from .dedupe import difference_hash, unique
+from .plan import ShardPlan, fingerprint, make_plan, split_members
 from .recipe import Recipe
 from .shard import STATE, BuildSpec, build_records, build_shard, pieces, write_shard
 
@@ -61,6 +62,7 @@ class BuildOptions:
     limit: int | None = None
     test_fraction: float = 0.05
     image_format: str = "jpeg"
+    dedupe: str = "exact"  # or "near": also drop resized or recompressed copies
     overwrite: bool = False
 
 
@@ -88,6 +90,7 @@ def _identity(source: Source, recipe: Recipe, options: BuildOptions, plan: list[
             "test_fraction": options.test_fraction,
             "limit": options.limit,
             "image_format": options.image_format,
+            "dedupe": options.dedupe,
         },
     }
 
@@ -208,11 +211,13 @@ def _run(spec: BuildSpec, pending: list[ShardPlan], workers: int, progress: Prog
 
 
 def assemble_manifest(
-    identity: dict, plan: list[ShardPlan], out: Path, duplicates: int = 0
+    identity: dict, plan: list[ShardPlan], out: Path, dropped: Counter[str] | None = None
 ) -> dict[str, Any]:
+    """`dropped`: images the plan left out (copies), by reason."""
+    dropped = dropped or Counter()
     shards = [json.loads((out / STATE / "done" / f"{s.name}.json").read_text()) for s in plan]
     splits: dict[str, dict[str, Any]] = {}
-    skipped: Counter[str] = Counter({"duplicate": duplicates} if duplicates else {})
+    skipped: Counter[str] = Counter(dropped)
     content = hashlib.sha256()
     for shard in shards:
         split = splits.setdefault(
@@ -232,7 +237,7 @@ def assemble_manifest(
         "source": {
             **identity["source"],
             "content_sha256": content.hexdigest(),
-            "images": sum(s["images"] for s in shards) + duplicates,
+            "images": sum(s["images"] for s in shards) + dropped.total(),
         },
         "splits": splits,
         "skipped": dict(sorted(skipped.items())),
@@ -243,22 +248,28 @@ def assemble_manifest(
     }
 
 
-def content_hashes(source: Source, count: int, progress: Progress | None) -> list[str | None]:
-    """The sha256 of each image's bytes, None where unreadable (its shard counts that skip). One pass in
-    source order: reading is I/O bound, and sequential reads suit tars and Parquet row groups."""
+def fingerprints(
+    source: Source, count: int, near: bool, progress: Progress | None
+) -> tuple[list[str | None], list[int | None] | None]:
+    """The sha256 of each image's bytes (None where unreadable: its shard counts that skip) and, with
+    `near`, its difference hash. One pass in source order: sequential reads suit tars and row groups."""
     if source.distinct_by_construction:
-        return [None] * count
+        return [None] * count, None
     if progress:
         progress.start(count, 0, "reading")
     shas: list[str | None] = []
+    hashes: list[int | None] = []
     for index in range(count):
         try:
-            shas.append(hashlib.sha256(source.read(index)).hexdigest())
+            data = source.read(index)
+            shas.append(hashlib.sha256(data).hexdigest())
+            hashes.append(difference_hash(data) if near else None)
         except BadImage:
             shas.append(None)
+            hashes.append(None)
         if progress:
             progress.advance(1)
-    return shas
+    return shas, hashes if near else None
 
 
 def build(
@@ -270,8 +281,10 @@ def build(
     ids = source.ids()
     if len(set(ids)) != len(ids):
         raise SourceError("the source lists the same id twice; ids must name images uniquely")
+    if options.dedupe not in ("exact", "near"):
+        raise BuildError("--dedupe must be exact or near")
     ids = ids[: options.limit]
-    items, duplicates = unique(ids, content_hashes(source, len(ids), progress))
+    items, dropped = unique(ids, *fingerprints(source, len(ids), options.dedupe == "near", progress))
     try:
         plan = make_plan(items, options.shard_size, options.test_fraction)
     except ValueError as error:
@@ -287,7 +300,7 @@ def build(
         progress.start(total, total - sum(len(s.items) for s in pending), "images")
     spec = BuildSpec(source, recipe, options.seed, options.image_format, out, split_members(plan))
     _run(spec, pending, options.workers, progress)
-    manifest = assemble_manifest(identity, plan, out, duplicates)
+    manifest = assemble_manifest(identity, plan, out, dropped)
     writers.write_json(manifest, out / "manifest.json")
     from puzzlegen.publish.card import write_card
 
