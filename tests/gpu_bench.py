@@ -50,7 +50,11 @@ def parse() -> argparse.Namespace:
     p.add_argument("--group-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--micro-batch-size", type=int, default=8)
-    p.add_argument("--modes", default="full,lora")
+    p.add_argument(
+        "--modes",
+        default="full,lora,full-unshared",
+        help="full, lora, and either with -unshared: each completion encodes its own copy of the images",
+    )
     p.add_argument("--check-7b", action="store_true", help="also run LoRA on the 7B architecture")
     p.add_argument("--trl", action=argparse.BooleanOptionalAction, default=True, help="compare with TRL")
     p.add_argument("--trl-wheel", type=Path, help="a TRL wheel to install (no deps) if trl is missing")
@@ -58,6 +62,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "puzzlegen-bench")
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args()
+    unknown = set(args.modes.split(",")) - {f"{m}{s}" for m in ("full", "lora") for s in ("", "-unshared")}
+    if unknown:
+        p.error(f"unknown modes: {', '.join(sorted(unknown))}")
     if args.tiny:
         args.size, args.steps, args.batch_size, args.group_size = "tiny", 1, 2, 2
         args.max_new_tokens, args.micro_batch_size = 8, 4
@@ -120,7 +127,7 @@ def language_params(path: Path) -> int:
     return layers * per_layer + h * text["vocab_size"]
 
 
-def config_for(args, data: Path, model_path: Path, out: Path, lora: bool, device: str):
+def config_for(args, data: Path, model_path: Path, out: Path, lora: bool, device: str, share: bool = True):
     from puzzlegen.train.config import TrainConfig
 
     return TrainConfig(
@@ -133,6 +140,7 @@ def config_for(args, data: Path, model_path: Path, out: Path, lora: bool, device
         max_new_tokens=args.max_new_tokens,
         micro_batch_size=args.micro_batch_size,
         lora=lora,
+        share_images=share,
         device=device,
         precision="fp32" if args.tiny else "bf16",
         skip_zero_variance=False,
@@ -146,19 +154,14 @@ def config_for(args, data: Path, model_path: Path, out: Path, lora: bool, device
     )
 
 
-def run_ours(args, data: Path, model_path: Path, lora: bool, device: str, peak: float | None) -> dict:
+def run_ours(args, data: Path, model_path: Path, mode: str, device: str, peak: float | None) -> dict:
     import torch
 
     from puzzlegen.train.trainer import Trainer
 
-    cfg = config_for(
-        args,
-        data,
-        model_path,
-        args.work / f"run-{model_path.name}-{'lora' if lora else 'full'}",
-        lora,
-        device,
-    )
+    lora = mode.startswith("lora")
+    out = args.work / f"run-{model_path.name}-{mode}"
+    cfg = config_for(args, data, model_path, out, lora, device, share=not mode.endswith("-unshared"))
     trainer = Trainer(cfg)
     trainer.train_step()  # warm-up: allocator, kernels, first-call overheads
     if device == "cuda":
@@ -174,7 +177,7 @@ def run_ours(args, data: Path, model_path: Path, lora: bool, device: str, peak: 
     # weight gradients for frozen weights) through the update; the vision tower is left out (a lower bound)
     flops = 2 * n * step_tokens + (4 if lora else 6) * n * train_tokens
     result = {
-        "mode": "lora" if lora else "full",
+        "mode": mode,
         "model": model_path.name,
         "language_params": n,
         "samples_per_s": completions / mean["time/step"],
@@ -211,7 +214,7 @@ def guarded(run, mode: str, *args) -> dict:
 
 
 def check_7b(args, data: Path, device: str, peak: float | None) -> dict:
-    result = guarded(run_ours, "lora", args, data, model(args, "7b", device), True, device, peak)
+    result = guarded(run_ours, "lora", args, data, model(args, "7b", device), "lora", device, peak)
     return {"fits": "error" not in result, **result}
 
 
@@ -413,6 +416,15 @@ def report(results: dict) -> None:
     for mode in results["ours"]:
         if "error" in mode:
             console.print(f"ours ({mode['mode']}): {mode['error']}")
+    by_mode = {m["mode"]: m for m in results["ours"] if "error" not in m}
+    for base in ("full", "lora"):
+        shared, own = by_mode.get(base), by_mode.get(f"{base}-unshared")
+        if shared and own:
+            faster = ", ".join(
+                f"{phase} {own[f'time_{phase}_s'] / max(shared[f'time_{phase}_s'], 1e-9):.2f}x"
+                for phase in ("logprob", "update", "step")
+            )
+            console.print(f"{base}: a group's images encoded once, against once per completion: {faster}")
     for mode, trl in results["trl"].items():
         if "error" in trl:
             console.print(f"TRL ({mode}): {trl['error']}")
@@ -459,10 +471,9 @@ def main() -> dict:
         "ratio": {},
     }
     for mode in args.modes.split(","):
-        lora = mode == "lora"
-        results["ours"].append(guarded(run_ours, mode, args, data, model_path, lora, device, peak))
-        if args.trl:
-            trl = guarded(run_trl, mode, args, data, model_path, lora, device)
+        results["ours"].append(guarded(run_ours, mode, args, data, model_path, mode, device, peak))
+        if args.trl and not mode.endswith("-unshared"):  # TRL encodes every completion's images
+            trl = guarded(run_trl, mode, args, data, model_path, mode == "lora", device)
             results["trl"][mode] = trl
             if "samples_per_s" in trl and "samples_per_s" in results["ours"][-1]:
                 results["ratio"][mode] = results["ours"][-1]["samples_per_s"] / trl["samples_per_s"]

@@ -24,7 +24,8 @@ def test_gpu_bench_runs_tiny_on_the_cpu(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(report.read_text())
-    assert [m["mode"] for m in results["ours"]] == ["full", "lora"]
+    assert [m["mode"] for m in results["ours"]] == ["full", "lora", "full-unshared"]
+    assert "full: a group's images encoded once, against once per completion" in done.stdout
     for mode in results["ours"]:
         for key in (
             "samples_per_s",

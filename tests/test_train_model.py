@@ -111,11 +111,47 @@ def test_training_logprobs_match_the_sampler(parts):
         out = policy.generate(**prompts, generation_config=config)
         sampled = torch.stack([torch.log_softmax(x.float(), -1) for x in out.logits], 1)
         rows = list(range(6))
-        inputs, targets, mask = rollouts.model_inputs(rows, CPU)
-        logp, entropy = token_logprobs(policy, inputs, targets, 1.0, entropy=True)
+        inputs, images, targets, mask = rollouts.model_inputs(rows, CPU)
+        logp, entropy = token_logprobs(policy, inputs, targets, 1.0, entropy=True, images=images)
     want = sampled[:, : targets.shape[1]].gather(-1, targets[..., None]).squeeze(-1)
     assert torch.allclose(logp * mask, want * mask, atol=1e-4)
     assert (entropy >= 0).all()
+
+
+def test_a_groups_images_are_encoded_once_with_the_same_logprobs_and_gradients(parts):
+    """Rows of one puzzle share its images: the vision tower sees each once, and log-probs and every
+    gradient (the vision tower's included) equal those of encoding each row's own copy."""
+    from transformers import Qwen2_5_VLModel
+
+    policy, encoder, puzzles = parts
+    policy.train()
+    batch = [encoder.encode(p) for p in puzzles[:3]]
+    torch.manual_seed(0)
+    rollouts = generate(policy, batch, encoder, 3, 6, 1.0, 1.0, CPU)
+    rows = [0, 4, 1, 8, 2, 3]  # puzzles 0, 1, 0, 2, 0, 1: repeated, not side by side
+    visual = next(m for m in policy.modules() if isinstance(m, Qwen2_5_VLModel)).visual
+    patches = []
+    hook = visual.register_forward_hook(lambda module, args, out: patches.append(args[0].shape[0]))
+    try:
+        runs = {}
+        for name, share in (("own copies", False), ("shared", True)):
+            inputs, images, targets, mask = rollouts.model_inputs(rows, CPU, share)
+            assert (images is None) != share
+            policy.zero_grad()
+            logp, _ = token_logprobs(policy, inputs, targets, 1.0, images=images)
+            (logp * mask).sum().backward()
+            grads = {n: p.grad.clone() for n, p in policy.named_parameters() if p.grad is not None}
+            runs[name] = (logp.detach(), grads)
+    finally:
+        hook.remove()
+        policy.zero_grad()
+    distinct = sum(len(e.pixel_values) for e in batch)
+    assert patches == [sum(len(rollouts.puzzle(r).pixel_values) for r in rows), distinct]
+    (own, own_grads), (shared, shared_grads) = runs["own copies"], runs["shared"]
+    assert torch.allclose(own * mask, shared * mask, atol=1e-5)
+    assert own_grads.keys() == shared_grads.keys() and any("visual" in n for n in own_grads)
+    for name in own_grads:
+        assert torch.allclose(own_grads[name], shared_grads[name], atol=1e-5), name
 
 
 def test_lora_leaves_the_vision_tower_out(tiny_model, mixed_shards):  # noqa: F811

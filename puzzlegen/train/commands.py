@@ -121,6 +121,9 @@ def train(
     gradient_checkpointing: Annotated[bool, typer.Option(help="recompute activations in backward")] = _d(
         "gradient_checkpointing"
     ),
+    share_images: Annotated[
+        bool, typer.Option(help="encode each puzzle's images once per forward, not once per completion")
+    ] = _d("share_images"),
     attention: Annotated[
         str, typer.Option(help=f"{', '.join(ATTENTION)} (auto: flash-attn if installed)")
     ] = _d("attention"),

@@ -77,6 +77,7 @@ class TrainConfig:
     freeze_vision: bool = False
     precision: str = "bf16"
     gradient_checkpointing: bool = True
+    share_images: bool = True  # a group's images go through the vision tower once per forward (vision.py)
     attention: str = "auto"
     device: str = "auto"
     parallel: str = "ddp"

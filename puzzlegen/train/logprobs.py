@@ -13,13 +13,22 @@ from __future__ import annotations
 
 import torch
 
+from .vision import ImageShare, encode_once
+
 
 def token_logprobs(
-    model, inputs: dict, targets: torch.Tensor, temperature: float, entropy: bool = False
+    model,
+    inputs: dict,
+    targets: torch.Tensor,
+    temperature: float,
+    entropy: bool = False,
+    images: ImageShare | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(B, C) log-probs of `targets`, the last C tokens of `inputs`; with `entropy`, also (B, C) entropies."""
+    """(B, C) log-probs of `targets`, the last C tokens of `inputs`; with `entropy`, also (B, C) entropies.
+    `images`: which distinct images the rows share (`inputs` then hold each one's pixels once)."""
     width = targets.shape[1]
-    logits = model(**inputs, logits_to_keep=width + 1, use_cache=False).logits[:, :-1]
+    with encode_once(model, images):
+        logits = model(**inputs, logits_to_keep=width + 1, use_cache=False).logits[:, :-1]
     logps, entropies = [], []
     for row, target in zip(logits, targets, strict=True):
         scaled = row.float() / temperature

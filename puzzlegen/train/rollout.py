@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from .encode import Encoded, Encoder, collate_prompts
+from .vision import ImageShare
 
 
 @dataclass
@@ -38,9 +39,12 @@ class Rollouts:
     def puzzle(self, row: int) -> Encoded:
         return self.encoded[row // self.group_size]
 
-    def model_inputs(self, rows: list[int], device) -> tuple[dict, torch.Tensor, torch.Tensor]:
-        """Inputs of a forward pass over prompt + completion for `rows`, with the targets and mask trimmed
-        to the longest completion among them."""
+    def model_inputs(
+        self, rows: list[int], device, share: bool = True
+    ) -> tuple[dict, ImageShare | None, torch.Tensor, torch.Tensor]:
+        """Inputs of a forward pass over prompt + completion for `rows`, with the targets and mask trimmed to
+        the longest completion among them. With `share`, the pixels are each puzzle's once, and the pass
+        must run under `encode_once` with the returned ImageShare; without, every row has its own copy."""
         width = max(1, int(self.mask[rows].sum(1).max()))
         prompt_mask = self.prompt_mask[rows]
         start = int((prompt_mask.sum(0) == 0).sum())  # drop columns that are padding in every row
@@ -50,11 +54,26 @@ class Rollouts:
             "input_ids": torch.cat([prompt_ids, completion], 1),
             "attention_mask": torch.cat([prompt_mask[:, start:], torch.ones_like(completion)], 1),
             "mm_token_type_ids": torch.cat([types, torch.zeros_like(completion, dtype=types.dtype)], 1),
-            "pixel_values": torch.cat([self.puzzle(r).pixel_values for r in rows]),
-            "image_grid_thw": torch.cat([self.puzzle(r).grid_thw for r in rows]),
+            "image_grid_thw": torch.cat([self.puzzle(r).grid_thw for r in rows]),  # per row: positions
         }
+        images = None
+        if share:
+            puzzles = list(dict.fromkeys(r // self.group_size for r in rows))  # distinct, in order
+            first, offset = {}, 0
+            for p in puzzles:
+                first[p], offset = offset, offset + len(self.encoded[p].grid_thw)
+            images = ImageShare(
+                torch.cat([self.encoded[p].grid_thw for p in puzzles]),
+                tuple(
+                    first[r // self.group_size] + k for r in rows for k in range(len(self.puzzle(r).grid_thw))
+                ),
+            )
+            inputs["pixel_values"] = torch.cat([self.encoded[p].pixel_values for p in puzzles])
+        else:
+            inputs["pixel_values"] = torch.cat([self.puzzle(r).pixel_values for r in rows])
         inputs = {k: v.to(device) for k, v in inputs.items()}
-        return inputs, self.completion_ids[rows, :width].to(device), self.mask[rows, :width].to(device)
+        targets = self.completion_ids[rows, :width].to(device)
+        return inputs, images, targets, self.mask[rows, :width].to(device)
 
 
 def _cut(

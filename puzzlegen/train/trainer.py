@@ -143,8 +143,8 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ passes
 
     def _logprobs(self, model, rollouts: Rollouts, rows: list[int], entropy: bool = False):
-        inputs, targets, mask = rollouts.model_inputs(rows, self.dist.device)
-        logp, ent = token_logprobs(model, inputs, targets, self.cfg.temperature, entropy)
+        inputs, images, targets, mask = rollouts.model_inputs(rows, self.dist.device, self.cfg.share_images)
+        logp, ent = token_logprobs(model, inputs, targets, self.cfg.temperature, entropy, images)
         return logp, ent, targets, mask
 
     @torch.no_grad()
@@ -241,9 +241,15 @@ class Trainer:
         sums: Counter = Counter()
         if d.all_max(len(rows)) == 0:  # nothing to learn from on any rank
             return sums
+        groups: dict[int, list[int]] = {}
+        for row in rows:
+            groups.setdefault(row // cfg.group_size, []).append(row)
         for epoch in range(cfg.ppo_epochs):
-            order = list(rows)
+            # whole groups are shuffled, so a micro-batch holds few puzzles, each of whose images the
+            # vision tower then encodes once
+            order = list(groups.values())
             random.Random(derive(cfg.seed, "minibatch", self.step, epoch, d.rank)).shuffle(order)
+            order = [row for group in order for row in group]
             for mb in _split(order, cfg.mini_batches):
                 n_seq, n_tok = d.all_sum([len(mb), float(rollouts.mask[mb].sum()) if mb else 0.0])
                 if n_seq == 0:
