@@ -190,7 +190,8 @@ def _run(spec: BuildSpec, pending: list[ShardPlan], workers: int, progress: Prog
     ticks = context.Value("q", 0)
     units = sum(len(p) for p in split.values())
     with context.Pool(min(workers, units), _init_worker, (spec, ticks)) as pool:
-        running = {
+        # each result maps to its shard's number; a join maps to None
+        running: dict[Any, int | None] = {
             pool.apply_async(_run_piece, (piece, len(split[k]) == 1)): k for k in split for piece in split[k]
         }
         left = {k: len(p) for k, p in split.items()}
@@ -199,10 +200,12 @@ def _run(spec: BuildSpec, pending: list[ShardPlan], workers: int, progress: Prog
             for result in [r for r in running if r.ready()]:
                 result.get()  # a worker's exception surfaces here
                 k = running.pop(result)
+                if k is None:
+                    continue
                 left[k] -= 1
                 if left[k] == 0 and len(split[k]) > 1:  # its last piece is in: write the shard
                     starts = [piece.start for piece in split[k]]
-                    running[pool.apply_async(_join, (pending[k], starts))] = k
+                    running[pool.apply_async(_join, (pending[k], starts))] = None
             current = ticks.value
             advance(current - seen)
             seen = current
