@@ -51,6 +51,36 @@ def test_exif_orientation_is_applied_before_anything_else():
     assert r > 200 and b < 60
 
 
+@pytest.mark.parametrize(
+    "mode", ["16-bit grey PNG", "float TIFF", "CMYK JPEG", "palette PNG", "grey+alpha PNG", "animated GIF"]
+)
+def test_every_image_mode_decodes_to_the_picture_it_holds(mode):
+    """Pillow's own conversion turns a 16-bit grey PNG white and a [0, 1] float TIFF black."""
+    import numpy as np
+
+    picture = render(3).resize((200, 150))
+    grey = np.asarray(picture.convert("L"), dtype=np.float64)
+    stored = {
+        "16-bit grey PNG": (Image.fromarray(grey.astype(np.uint16) * 257), "PNG"),
+        "float TIFF": (Image.fromarray((grey / 255).astype(np.float32)), "TIFF"),
+        "CMYK JPEG": (picture.convert("CMYK"), "JPEG"),
+        "palette PNG": (picture.convert("P"), "PNG"),
+        "grey+alpha PNG": (picture.convert("LA"), "PNG"),
+        "animated GIF": (picture, "GIF"),
+    }[mode]
+    buffer = io.BytesIO()
+    stored[0].save(
+        buffer,
+        stored[1],
+        **({"save_all": True, "append_images": [picture.rotate(90)]} if "GIF" in mode else {}),
+    )
+    image = decode(buffer.getvalue())
+    assert image.mode == "RGB" and image.size == (200, 150)
+    decoded = np.asarray(image.convert("L"), dtype=np.float64)
+    assert 30 < decoded.mean() < 225  # neither washed out nor black
+    assert np.corrcoef(decoded.ravel(), grey.ravel())[0, 1] > 0.9
+
+
 def test_decode_rejects_garbage_with_a_reason():
     for data in (b"", b"garbage", jpeg(0)[:200]):
         with pytest.raises(BadImage) as caught:

@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -67,6 +68,20 @@ ORIENTATION = 0x0112  # the EXIF tag
 DRAFT_SIDE = 1024  # JPEGs are decoded at a reduced scale while the short side stays at least this
 
 
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # 16-bit, 32-bit and float greys
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB. Pillow's own conversion clips wide greys at 255: a 16-bit PNG would come out white and a
+    float TIFF in [0, 1] black. Those are stretched from their own range to 0-255 instead."""
+    if image.mode not in WIDE_MODES:
+        return image.convert("RGB")
+    values = np.asarray(image, dtype=np.float64)
+    low, high = float(values.min()), float(values.max())
+    scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+    return Image.fromarray(np.round(scaled).astype(np.uint8), "L").convert("RGB")
+
+
 def decode(data: bytes, max_pixels: int = 64_000_000, draft_side: int = DRAFT_SIDE) -> Image.Image:
     """Bytes -> upright RGB image. EXIF orientation is applied first: a label on an unrotated photo lies.
 
@@ -81,7 +96,7 @@ def decode(data: bytes, max_pixels: int = 64_000_000, draft_side: int = DRAFT_SI
                 width, height = height, width
             if image.format == "JPEG" and min(image.size) >= 2 * draft_side:
                 image.draft("RGB", (draft_side, draft_side))
-            upright = ImageOps.exif_transpose(image).convert("RGB")
+            upright = _to_rgb(ImageOps.exif_transpose(image))
             upright.info["original_size"] = (width, height)
             return upright
     except BadImage:
