@@ -34,6 +34,9 @@ class TrainOptimizer:
         if self.master:
             for p, c in zip(self.params, self.copies, strict=True):
                 c.grad = None if p.grad is None else p.grad.float()
+                # copied: freeing the bf16 gradient now keeps the step's peak lower by its size (7.5 GB
+                # for 3B); the trainer zeroes gradients after every step anyway
+                p.grad = None
         norm = torch.nn.utils.clip_grad_norm_(self.copies, max_norm if max_norm > 0 else float("inf"))
         self.inner.step()
         if self.master:
