@@ -299,14 +299,10 @@ def score(
         puzzles = {p.id: (p.task, p.verifier) for p in iter_puzzles(open_shards(data, split))}
         with open(completions, encoding="utf-8", errors="replace") as lines:
             report = score_completions(lines, puzzles, field)
+    from puzzlegen.train.commands import means_table
+
     results = report.tally.means()
-    table = Table(title=f"{completions} on {data} ({split})")
-    for column in ("task", "completions", "accuracy", "reward", "format"):
-        table.add_column(column, justify="left" if column == "task" else "right")
-    for task, row in results.items():
-        name = "[bold]all" if task == "all" else task
-        table.add_row(name, f"{row['n']:.0f}", *(f"{row[k]:.3f}" for k in ("accuracy", "reward", "format")))
-    console.print(table)
+    console.print(means_table(f"{completions} on {data} ({split})", results, "completions"))
     counts = {
         "malformed_lines": len(report.malformed),
         "unknown_ids": len(report.unknown),

@@ -254,30 +254,23 @@ def evaluate(
     if json_out:
         json_out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"{model} on {data} ({split})")
-    for column in ("task", "puzzles", "accuracy", "reward", "format"):
-        table.add_column(column, justify="left" if column == "task" else "right")
-    for task, row in results.items():
-        if task != "all":
-            table.add_row(
-                task,
-                f"{row['n']:.0f}",
-                f"{row['accuracy']:.3f}",
-                f"{row['reward']:.3f}",
-                f"{row['format']:.3f}",
-            )
+    Console().print(means_table(f"{model} on {data} ({split})", results, "puzzles"))
     row = results["all"]
-    table.add_row(
-        "[bold]all",
-        f"{row['n']:.0f}",
-        f"{row['accuracy']:.3f}",
-        f"{row['reward']:.3f}",
-        f"{row['format']:.3f}",
-    )
-    Console().print(table)
     if row["skipped_too_long"]:
         Console(stderr=True).print(
             f"{row['skipped_too_long']:.0f} prompts skipped: longer than --max-prompt-tokens"
         )
+
+
+def means_table(title: str, results: dict[str, dict[str, float]], counted: str):
+    """Accuracy, reward and format per task, then all (`Tally.means()`), as a rich table."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("task", counted, "accuracy", "reward", "format"):
+        table.add_column(column, justify="left" if column == "task" else "right")
+    for task, row in results.items():
+        name = "[bold]all" if task == "all" else task
+        table.add_row(name, f"{row['n']:.0f}", *(f"{row[k]:.3f}" for k in ("accuracy", "reward", "format")))
+    return table
