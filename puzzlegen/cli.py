@@ -119,6 +119,12 @@ def build(
     dedupe: Annotated[
         str, typer.Option(help="drop copies: exact (byte-identical) or near (also resized or recompressed)")
     ] = "exact",
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a corpus whose images (and their copies) stay out, e.g. a benchmark's; repeatable"
+        ),
+    ] = None,
     root: Annotated[str | None, typer.Option(help="COCO root folder (or set PUZZLEGEN_COCO_ROOT)")] = None,
     subset: Annotated[str, typer.Option(help="COCO subset: train2017, val2017, ...")] = "train2017",
     split: Annotated[str, typer.Option(help="split to read from an HF dataset")] = "train",
@@ -148,6 +154,7 @@ def build(
         corpus = open_source(
             source, root=root, subset=subset, split=split, image_column=image_column, count=count
         )
+        excluded = [open_source(other) for other in exclude or []]
         target = out or Path("puzzles") / f"{corpus.describe()['name']}-{chosen.name}"
         options = builder.BuildOptions(
             out=target,
@@ -171,7 +178,7 @@ def build(
             TimeRemainingColumn(),
         )
         with Progress(*columns, console=err, transient=False) as bar:
-            manifest = builder.build(corpus, chosen, options, RichProgress(bar))
+            manifest = builder.build(corpus, chosen, options, RichProgress(bar), excluded)
         seconds = time.perf_counter() - started
     _summary(manifest, target)
     console.print(

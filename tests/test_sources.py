@@ -292,3 +292,35 @@ def test_the_near_index_finds_every_hash_within_its_bit_budget():
         if min((v ^ k).bit_count() for k in kept) > NEAR_BITS
     ]
     assert len(far) > 250 and not any(index.near(v) for v in far)
+
+
+def test_excluded_corpora_and_their_copies_stay_out(tmp_path):
+    from puzzlegen.build import BuildError, BuildOptions, build, from_tasks
+
+    corpus, bench = tmp_path / "corpus", tmp_path / "bench"
+    corpus.mkdir()
+    bench.mkdir()
+    for i in range(6):
+        render(i).save(corpus / f"{i}.jpg", quality=90)
+    (bench / "same.jpg").write_bytes((corpus / "2.jpg").read_bytes())
+    small = render(4).resize((render(4).width // 2, render(4).height // 2))
+    small.save(bench / "small.jpg", quality=70)  # a benchmark's resized copy of 4.jpg
+
+    def run(out, dedupe, *excluded):
+        options = BuildOptions(out=tmp_path / out, workers=1, test_fraction=0, dedupe=dedupe)
+        manifest = build(open_source(str(corpus)), from_tasks("rotation"), options, exclude=excluded)
+        return manifest, {json.loads(r["source"])["id"] for r in read_records(tmp_path / out)}
+
+    manifest, kept = run("exact", "exact", open_source(str(bench)))
+    assert manifest["skipped"] == {"excluded": 1} and kept == {"0.jpg", "1.jpg", "3.jpg", "4.jpg", "5.jpg"}
+    assert manifest["exclude"] == [{"kind": "folder", "name": "bench"}]
+    manifest, kept = run("near", "near", open_source(str(bench)))
+    assert manifest["skipped"] == {"excluded": 1, "near_excluded": 1} and "4.jpg" not in kept
+    with pytest.raises(BuildError, match="different build"):
+        run("near", "near")  # the same folder without the exclusion is another build
+    # a corpus distinct by construction is still read when something is excluded
+    options = BuildOptions(out=tmp_path / "synthetic", workers=1, test_fraction=0)
+    manifest = build(
+        open_source("synthetic:8"), from_tasks("rotation"), options, exclude=[open_source("synthetic:3")]
+    )
+    assert manifest["skipped"] == {"excluded": 3} and manifest["records"] == 5

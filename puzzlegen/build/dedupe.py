@@ -13,6 +13,7 @@ of NEAR_BITS + 1 bands (pigeonhole), so candidates are looked up by band, not co
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -61,25 +62,64 @@ class NearIndex:
             self.buckets.setdefault(key, []).append(value)
 
 
+@dataclass
+class Known:
+    """Images already seen: their sha256s and, for near copies, their difference hashes."""
+
+    shas: set[str] = field(default_factory=set)
+    near: NearIndex = field(default_factory=NearIndex)
+
+    def add(self, sha: str | None, value: int | None) -> None:
+        if sha is not None:
+            self.shas.add(sha)
+        if value is not None:
+            self.near.add(value)
+
+    def update(self, shas: list[str | None], hashes: list[int | None] | None) -> None:
+        for sha, value in zip(shas, hashes or [None] * len(shas), strict=True):
+            self.add(sha, value)
+
+    def match(self, sha: str | None, value: int | None) -> str | None:
+        """How an image matches these: "copy" (same bytes), "near" (within NEAR_BITS bits), or None."""
+        if sha is not None and sha in self.shas:
+            return "copy"
+        if value is not None and self.near.near(value):
+            return "near"
+        return None
+
+
+REASONS = {  # (matched against, how) -> the skip reason counted in the manifest
+    ("corpus", "copy"): "duplicate",
+    ("corpus", "near"): "near_duplicate",
+    ("excluded", "copy"): "excluded",
+    ("excluded", "near"): "near_excluded",
+}
+
+
 def unique(
-    ids: list[str], shas: list[str | None], hashes: list[int | None] | None = None
+    ids: list[str],
+    shas: list[str | None],
+    hashes: list[int | None] | None = None,
+    excluded: Known | None = None,
 ) -> tuple[list[tuple[int, str, str | None]], Counter[str]]:
-    """(index, id, sha) of the images to build, and the dropped ones by reason. An image without a sha
-    (unreadable, or from a source distinct by construction) is kept: its shard decides."""
-    seen: set[str] = set()
-    index = NearIndex()
+    """(index, id, sha) of the images to build, and the dropped ones by reason: copies of an earlier image
+    of the corpus, or of an image of `excluded` (a benchmark kept out of training, say). An image without a
+    sha (unreadable, or from a source distinct by construction) is kept: its shard decides."""
+    corpus, excluded = Known(), excluded or Known()
     kept, dropped = [], Counter()
     for position, (source_id, sha) in enumerate(zip(ids, shas, strict=True)):
         value = hashes[position] if hashes else None
-        if sha is not None and sha in seen:
-            dropped["duplicate"] += 1
+        reason = next(
+            (
+                REASONS[name, how]
+                for name, images in (("excluded", excluded), ("corpus", corpus))
+                if (how := images.match(sha, value))
+            ),
+            None,
+        )
+        if reason:
+            dropped[reason] += 1
             continue
-        if value is not None and index.near(value):
-            dropped["near_duplicate"] += 1
-            continue
-        if sha is not None:
-            seen.add(sha)
-        if value is not None:
-            index.add(value)
+        corpus.add(sha, value)
         kept.append((position, source_id, sha))
     return kept, dropped

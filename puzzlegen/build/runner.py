@@ -15,6 +15,7 @@ import pickle
 import shutil
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -24,7 +25,7 @@ from puzzlegen import __version__
 from puzzlegen.sources import BadImage, Source, SourceError
 
 from . import writers
-from .dedupe import difference_hash, unique
+from .dedupe import Known, difference_hash, unique
 from .plan import ShardPlan, fingerprint, make_plan, split_members
 from .recipe import Recipe
 from .shard import STATE, BuildSpec, build_records, build_shard, pieces, write_shard
@@ -76,14 +77,20 @@ def _libraries() -> dict[str, str]:
     return found
 
 
-def _identity(source: Source, recipe: Recipe, options: BuildOptions, plan: list[ShardPlan]) -> dict[str, Any]:
+def _described(source: Source) -> dict[str, Any]:
+    return {k: v for k, v in source.describe().items() if k != "uri"}
+
+
+def _identity(
+    source: Source, recipe: Recipe, options: BuildOptions, plan: list[ShardPlan], exclude: Sequence[Source]
+) -> dict[str, Any]:
     """What makes two builds the same build. Paths and clocks stay out: they differ between machines."""
-    described = {k: v for k, v in source.describe().items() if k != "uri"}
     return {
         "puzzlegen": __version__,
         "seed": options.seed,
         "recipe": recipe.resolved(),
-        "source": described,
+        "source": _described(source),
+        "exclude": [_described(other) for other in exclude],
         "plan_sha256": fingerprint(plan),
         "build": {
             "shard_size": options.shard_size,
@@ -252,14 +259,12 @@ def assemble_manifest(
 
 
 def fingerprints(
-    source: Source, count: int, near: bool, progress: Progress | None
+    source: Source, count: int, near: bool, progress: Progress | None, label: str = "reading"
 ) -> tuple[list[str | None], list[int | None] | None]:
     """The sha256 of each image's bytes (None where unreadable: its shard counts that skip) and, with
     `near`, its difference hash. One pass in source order: sequential reads suit tars and row groups."""
-    if source.distinct_by_construction:
-        return [None] * count, None
     if progress:
-        progress.start(count, 0, "reading")
+        progress.start(count, 0, label)
     shas: list[str | None] = []
     hashes: list[int | None] = []
     for index in range(count):
@@ -276,9 +281,14 @@ def fingerprints(
 
 
 def build(
-    source: Source, recipe: Recipe, options: BuildOptions, progress: Progress | None = None
+    source: Source,
+    recipe: Recipe,
+    options: BuildOptions,
+    progress: Progress | None = None,
+    exclude: Sequence[Source] = (),
 ) -> dict[str, Any]:
-    """Build (or resume) the dataset in `options.out` and return its manifest."""
+    """Build (or resume) the dataset in `options.out` and return its manifest. Images of the `exclude`
+    corpora (a benchmark's, say), and with `dedupe="near"` their near copies, are left out."""
     if options.image_format not in ("jpeg", "png"):
         raise BuildError("--image-format must be jpeg or png")
     ids = source.ids()
@@ -287,7 +297,16 @@ def build(
     if options.dedupe not in ("exact", "near"):
         raise BuildError("--dedupe must be exact or near")
     ids = ids[: options.limit]
-    items, dropped = unique(ids, *fingerprints(source, len(ids), options.dedupe == "near", progress))
+    near = options.dedupe == "near"
+    excluded = Known()
+    for other in exclude:
+        name = other.describe()["name"]
+        excluded.update(*fingerprints(other, len(other.ids()), near, progress, f"reading {name}"))
+    if source.distinct_by_construction and not exclude:  # nothing to compare: skip the reading pass
+        shas, hashes = [None] * len(ids), None
+    else:
+        shas, hashes = fingerprints(source, len(ids), near, progress)
+    items, dropped = unique(ids, shas, hashes, excluded)
     try:
         plan = make_plan(items, options.shard_size, options.test_fraction)
     except ValueError as error:
@@ -295,7 +314,7 @@ def build(
     if not plan:
         raise BuildError("nothing to build: the source has no images (or --limit is 0)")
     out = options.out.expanduser().resolve()
-    identity = _identity(source, recipe, options, plan)
+    identity = _identity(source, recipe, options, plan, exclude)
     _prepare(out, identity, options.overwrite)
     pending = [s for s in plan if not _is_done(out, s)]
     if progress:
