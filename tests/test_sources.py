@@ -314,6 +314,10 @@ def test_excluded_corpora_and_their_copies_stay_out(tmp_path):
     manifest, kept = run("exact", "exact", open_source(str(bench)))
     assert manifest["skipped"] == {"excluded": 1} and kept == {"0.jpg", "1.jpg", "3.jpg", "4.jpg", "5.jpg"}
     assert manifest["exclude"] == [{"kind": "folder", "name": "bench"}]
+    assert (
+        "Images of bench (folder) and their copies were kept out."
+        in (tmp_path / "exact" / "README.md").read_text()
+    )
     manifest, kept = run("near", "near", open_source(str(bench)))
     assert manifest["skipped"] == {"excluded": 1, "near_excluded": 1} and "4.jpg" not in kept
     with pytest.raises(BuildError, match="different build"):

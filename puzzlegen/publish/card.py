@@ -68,6 +68,17 @@ def render(manifest: dict[str, Any], repo_id: str | None = None) -> str:
         records=f"{manifest['records']:,}",
         images=f"{manifest['source']['images']:,}",
         skipped=skipped,
+        dedupe={
+            "exact": "byte-identical copies",
+            "near": "byte-identical copies, and resized or recompressed ones by difference hash",
+        }[manifest["build"].get("dedupe", "exact")],
+        excluded=(
+            "Images of "
+            + ", ".join(f"{e['name']} ({e['kind']})" for e in manifest["exclude"])
+            + " and their copies were kept out."
+            if manifest.get("exclude")
+            else ""
+        ),
         recipe_name=manifest["recipe"]["name"],
         recipe_description=manifest["recipe"]["description"] or "",
         task_rows="\n".join(tasks),
