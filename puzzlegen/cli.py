@@ -327,8 +327,15 @@ def score(
             f"(first: {report.unknown[0]}); is --split right?"
         )
     console.print(f"{report.unanswered} of {len(puzzles)} {split} puzzles have no completion")
+    solved = report.any_correct()
+    if any(row["max_samples"] > 1 for row in solved.values()):  # several samples: pass@k is worth a line
+        console.print(
+            "solved by at least one completion: "
+            + ", ".join(f"{task} {row['solved']:.3f} of {row['puzzles']:.0f}" for task, row in solved.items())
+        )
     if json_out:
-        json_out.write_text(json.dumps({"results": results, **counts}, indent=2, sort_keys=True) + "\n")
+        saved = {"results": results, "any_correct": solved, **counts}
+        json_out.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
     if scored:
         scored.write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in report.scored))
     if not report.scored:

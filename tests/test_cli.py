@@ -101,6 +101,9 @@ def test_score_rates_completions_made_elsewhere(tmp_path):
     assert saved["results"]["rotation"]["n"] == n
     assert saved["results"]["rotation"]["accuracy"] == (n - 1) / n
     assert saved["malformed_lines"] == 1 and saved["unanswered_puzzles"] == 1 and saved["unknown_ids"] == 0
+    # every answered puzzle has a right completion (rows[0] also a wrong one): all solved
+    assert saved["any_correct"]["rotation"] == {"puzzles": n - 1, "solved": 1.0, "max_samples": 2}
+    assert "solved by at least one completion: rotation 1.000" in result.output
     assert len((tmp_path / "s.jsonl").read_text().splitlines()) == n
     # ids of the test split scored against the train split: nothing to score, said plainly
     wrong = run("score", tmp_path / "ds", tmp_path / "c.jsonl", "--split", "train")

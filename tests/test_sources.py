@@ -5,6 +5,8 @@ import json
 import tarfile
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from puzzlegen.sources import BadImage, SourceError, decode, open_source
@@ -328,3 +330,24 @@ def test_excluded_corpora_and_their_copies_stay_out(tmp_path):
         open_source("synthetic:8"), from_tasks("rotation"), options, exclude=[open_source("synthetic:3")]
     )
     assert manifest["skipped"] == {"excluded": 3} and manifest["records"] == 5
+
+
+@given(
+    st.lists(st.sampled_from(["a", "b", "c", "d", None]), max_size=30),
+    st.lists(st.sampled_from(["b", "x"]), max_size=3),
+)
+def test_unique_keeps_each_first_image_and_accounts_for_every_other(shas, banned):
+    from puzzlegen.build.dedupe import Known, unique
+
+    ids = [f"img{i}" for i in range(len(shas))]
+    excluded = Known()
+    excluded.update(banned, None)
+    kept, dropped = unique(ids, shas, None, excluded)
+    assert len(kept) + dropped.total() == len(shas)
+    kept_shas = [sha for _, _, sha in kept]
+    assert all(sha is None or sha not in banned for sha in kept_shas)
+    real = [sha for sha in kept_shas if sha is not None]
+    assert len(real) == len(set(real))  # no sha twice
+    firsts = {sha: shas.index(sha) for sha in set(shas) - {None} - set(banned)}
+    assert sorted(i for i, _, sha in kept if sha is not None) == sorted(firsts.values())  # the first of each
+    assert dropped["excluded"] == sum(sha in banned for sha in shas)

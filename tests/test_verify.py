@@ -248,5 +248,7 @@ def test_a_completions_file_is_scored_and_what_cannot_be_scored_is_counted():
     ]
     assert report.malformed == [3, 5, 6, 7] and report.unknown == ["ghost"] and report.unanswered == 2
     assert report.tally.means()["rotation"]["accuracy"] == 0.5
+    # r1 was answered twice, right once: solved; pass@k counts puzzles, not completions
+    assert report.any_correct() == {"rotation": {"puzzles": 1, "solved": 1.0, "max_samples": 2}}
     by_response = score_completions(lines, puzzles, text_field="response")
     assert [row["id"] for row in by_response.scored] == ["j1"] and by_response.scored[0]["reward"] == 1.0

@@ -39,6 +39,21 @@ class FileReport:
     malformed: list[int] = field(default_factory=list)  # line numbers (from 1)
     unknown: list[str] = field(default_factory=list)  # ids that name no puzzle of the data
     unanswered: int = 0  # puzzles of the data with no completion
+    best: dict[str, tuple[str, float]] = field(default_factory=dict)  # id -> (task, best accuracy)
+
+    def any_correct(self) -> dict[str, dict[str, float]]:
+        """Per task, over answered puzzles: the share with at least one fully correct completion (pass@k
+        when each puzzle has k samples), and the most completions any one puzzle had."""
+        samples: dict[str, int] = {}
+        for row in self.scored:
+            samples[row["id"]] = samples.get(row["id"], 0) + 1
+        out: dict[str, dict[str, float]] = {}
+        for key, (task, accuracy) in self.best.items():
+            row = out.setdefault(task, {"puzzles": 0, "solved": 0.0, "max_samples": 0})
+            row["puzzles"] += 1
+            row["solved"] += accuracy == 1.0
+            row["max_samples"] = max(row["max_samples"], samples[key])
+        return {task: {**row, "solved": row["solved"] / row["puzzles"]} for task, row in sorted(out.items())}
 
 
 def score_completions(
@@ -48,7 +63,7 @@ def score_completions(
 
     A line that is not such an object is counted as malformed, an id that names no puzzle as unknown;
     neither stops the rest. Several completions of one puzzle are each scored (as for pass@k)."""
-    report, answered = FileReport(), set()
+    report = FileReport()
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -78,6 +93,6 @@ def score_completions(
                 "reason": result.reason,
             }
         )
-        answered.add(key)
-    report.unanswered = len(puzzles) - len(answered)
+        report.best[key] = (task, max(result.accuracy, report.best.get(key, (task, 0.0))[1]))
+    report.unanswered = len(puzzles) - len(report.best)
     return report
