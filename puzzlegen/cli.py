@@ -299,11 +299,11 @@ def score(
     ] = None,
 ):
     """Score completions made elsewhere (vLLM, an API, another trainer) with each puzzle's verifier."""
-    from puzzlegen.train.data import iter_puzzles, open_shards
+    from puzzlegen.train.data import iter_specs, open_shards
     from puzzlegen.verify import score_completions
 
     with user_errors():
-        puzzles = {p.id: (p.task, p.verifier) for p in iter_puzzles(open_shards(data, split))}
+        puzzles = {key: (task, spec) for key, task, spec in iter_specs(open_shards(data, split))}
         with open(completions, encoding="utf-8", errors="replace") as lines:
             report = score_completions(lines, puzzles, field)
     from puzzlegen.train.commands import means_table

@@ -13,6 +13,7 @@ from puzzlegen.train.data import (
     DataError,
     PuzzleStream,
     iter_puzzles,
+    iter_specs,
     open_shards,
     read_manifest,
     task_mix,
@@ -152,3 +153,10 @@ def test_a_hub_dataset_at_a_pinned_revision_streams_the_same_puzzles(mixed_shard
         open_shards("hf:me/puzzles@v2", "train")
     with pytest.raises(DataError, match="no data/validation-"):
         open_shards("hf:me/puzzles@v1", "validation")
+
+
+@pytest.mark.parametrize("data_format", ["parquet", "wds"])
+def test_verifier_specs_read_without_images_match_the_puzzles(mixed_shards, data_format):  # noqa: F811
+    shards = open_shards(str(mixed_shards), "train", data_format)
+    specs = list(iter_specs(shards))
+    assert specs == [(p.id, p.task, p.verifier) for p in iter_puzzles(shards)] and len(specs) > 10

@@ -91,6 +91,10 @@ class Shards(ABC):
     def read(self, unit: Unit) -> list[Puzzle]:
         """Every row of the unit, in stored order."""
 
+    @abstractmethod
+    def specs(self, unit: Unit) -> list[tuple[str, str, str]]:
+        """(id, task, verifier) of every row of the unit, without reading its images."""
+
 
 class ParquetShards(Shards):
     def __init__(self, files: list[str], where: str, opener: Callable[[str], Any] = lambda f: f):
@@ -134,11 +138,17 @@ class ParquetShards(Shards):
             for r in rows
         ]
 
+    def specs(self, unit: Unit) -> list[tuple[str, str, str]]:
+        reader = self._open(self.files[unit.file])
+        columns = ["id", "task", "verifier"] + (["meta"] if "meta" in reader.schema_arrow.names else [])
+        rows = reader.read_row_group(unit.group, columns=columns).to_pylist()
+        return [(r["id"], _task_name(r["task"], r.get("meta")), r["verifier"]) for r in rows]
+
 
 class WebDatasetShards(Shards):
     """{id}.json holds every column but the images; {id}.img0.jpg, {id}.img1.jpg ... hold the images."""
 
-    def _samples(self, file: str) -> Iterator[tuple[dict, list[bytes]]]:
+    def _samples(self, file: str, with_images: bool = True) -> Iterator[tuple[dict, list[bytes]]]:
         try:
             with tarfile.open(file) as tar:
                 key, record, images = None, None, {}
@@ -150,11 +160,10 @@ class WebDatasetShards(Shards):
                         if record is not None:
                             yield record, [images[i] for i in sorted(images)]
                         key, record, images = name, None, {}
-                    data = tar.extractfile(member).read()
                     if ext == "json":
-                        record = json.loads(data)
-                    elif ext.startswith("img") and ext[3:].partition(".")[0].isdigit():
-                        images[int(ext[3:].partition(".")[0])] = data
+                        record = json.loads(tar.extractfile(member).read())
+                    elif with_images and ext.startswith("img") and ext[3:].partition(".")[0].isdigit():
+                        images[int(ext[3:].partition(".")[0])] = tar.extractfile(member).read()
                 if record is not None:
                     yield record, [images[i] for i in sorted(images)]
         except (tarfile.TarError, OSError, ValueError) as error:
@@ -178,6 +187,12 @@ class WebDatasetShards(Shards):
     def read(self, unit: Unit) -> list[Puzzle]:
         file = self.files[unit.file]
         return [_puzzle(record, images, file) for record, images in self._samples(file)]
+
+    def specs(self, unit: Unit) -> list[tuple[str, str, str]]:
+        return [
+            (r["id"], _task_name(r["task"], r.get("meta")), r["verifier"])
+            for r, _ in self._samples(self.files[unit.file], with_images=False)
+        ]
 
 
 def _puzzle(row: dict, images: list[bytes], file: str) -> Puzzle:
@@ -379,6 +394,13 @@ class PuzzleStream:
         self.drawn = state["drawn"]
         for task, (epoch, consumed) in state["tasks"].items():
             self.streams[task].epoch, self.streams[task].consumed = epoch, consumed
+
+
+def iter_specs(shards: Shards) -> Iterator[tuple[str, str, str]]:
+    """(id, task, verifier) of every puzzle of the split, in stored order, with no image read."""
+    for unit in shards.units:
+        if unit.tasks:
+            yield from shards.specs(unit)
 
 
 def iter_puzzles(shards: Shards, limit: int | None = None) -> Iterator[Puzzle]:
