@@ -123,3 +123,33 @@ def test_train_then_eval_through_the_commands(tmp_path, warm_model, rotation_sha
     assert "rotation" in result.output and "accuracy" in result.output
     rows = json.loads(report.read_text())
     assert rows["all"]["n"] == 4 and 0 <= rows["rotation"]["accuracy"] <= 1
+
+
+def test_weights_and_optimiser_state_are_estimated_and_a_gpu_too_small_is_warned_of(monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
+
+    from puzzlegen.train.commands import _memory_warning
+    from puzzlegen.train.config import TrainConfig
+    from puzzlegen.train.optim import state_gb
+
+    n = 3_750_000_000  # Qwen2.5-VL-3B
+    assert state_gb(n, n, "bf16", reference=False) == pytest.approx(67.5)  # 2 + 4 + 8 + 4 bytes a weight
+    assert state_gb(n, n, "bf16", reference=True) == pytest.approx(75.0)
+    assert state_gb(n, 100_000_000, "bf16", reference=False) == pytest.approx(7.5 + 1.6)  # LoRA
+    assert state_gb(n, n, "bf16", reference=False, shards=8) == pytest.approx(n * 16 / 8 / 1e9)  # FSDP, fp32
+
+    def trainer(lora):
+        cfg = TrainConfig(data="d", model="m", lora=lora)
+        dist = SimpleNamespace(device=torch.device("cuda"), world=1)
+        return SimpleNamespace(
+            cfg=cfg, dist=dist, fsdp=False, total_params=n, trainable_params=n // 40 if lora else n
+        )
+
+    memory = SimpleNamespace(total_memory=40e9)  # an A100 40 GB
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: memory)
+    assert "about 68 GB per GPU, and this GPU has 40 GB" in _memory_warning(trainer(lora=False))
+    assert _memory_warning(trainer(lora=True)) is None
+    memory.total_memory = 80e9  # an H100: 12 GB left for activations and rollouts, no warning
+    assert _memory_warning(trainer(lora=False)) is None

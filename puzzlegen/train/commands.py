@@ -179,6 +179,8 @@ def train(
             main = trainer.dist.main
             if main:
                 console.print(_header(trainer))
+                if warning := _memory_warning(trainer):
+                    console.print(f"[yellow]warning:[/] {warning}")
             with TrainProgress(cfg.steps, trainer.step, cfg.progress and main, console) as show:
                 trainer.on_step = show
                 history = trainer.run()
@@ -206,7 +208,34 @@ def _header(trainer) -> str:
     return (
         f"[bold]GRPO[/] {cfg.model}: {_count(trainer.total_params)} parameters, "
         f"{_count(trainer.trainable_params)} trained ({mode}), {cfg.precision}, on {where}; "
-        f"tasks {mix}; {cfg.batch_size} puzzles x {cfg.group_size} completions per step{resumed}"
+        f"tasks {mix}; {cfg.batch_size} puzzles x {cfg.group_size} completions per step{resumed}; "
+        f"weights and optimiser state about {_state_gb(trainer):.1f} GB per {d.device.type}"
+    )
+
+
+def _state_gb(trainer) -> float:
+    from .optim import state_gb
+
+    cfg = trainer.cfg
+    shards = trainer.dist.world if trainer.fsdp else 1
+    reference = cfg.beta > 0 and not cfg.lora
+    return state_gb(trainer.total_params, trainer.trainable_params, cfg.precision, reference, shards)
+
+
+def _memory_warning(trainer) -> str | None:
+    """Said before the first rollout, not after it, when the optimiser state alone would fill the GPU."""
+    import torch
+
+    device = trainer.dist.device
+    if device.type != "cuda":
+        return None
+    have = torch.cuda.get_device_properties(device).total_memory / 1e9
+    need = _state_gb(trainer)
+    if need < 0.9 * have:
+        return None
+    return (
+        f"weights and optimiser state need about {need:.0f} GB per GPU, and this GPU has {have:.0f} GB; "
+        "expect running out of memory: try --lora, or --parallel fsdp over several GPUs"
     )
 
 

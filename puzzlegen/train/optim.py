@@ -59,6 +59,16 @@ class TrainOptimizer:
                     c.copy_(saved)
 
 
+def state_gb(total: int, trainable: int, precision: str, reference: bool, shards: int = 1) -> float:
+    """Weights (and a reference copy), fp32 master copies, AdamW moments and the fp32 gradients at the
+    optimiser step, in GB per GPU; activations, rollouts and the CUDA context come on top. Under FSDP
+    (`shards` GPUs) the weights are fp32 and everything is sharded."""
+    width = 4 if precision == "fp32" or shards > 1 else 2
+    master = 4 if width == 2 else 0
+    weights = total * width * (2 if reference else 1)
+    return (weights + trainable * (master + 8 + 4)) / shards / 1e9
+
+
 def _is_dtensor(tensors) -> bool:
     return any(type(t).__name__ == "DTensor" for t in tensors)
 
