@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -40,7 +41,7 @@ SCRIPT = textwrap.dedent(
             "sums": {{n: float(t.sum()) for n, t in full.items()}},
         }}))
     trainer.close()
-    print("closed", trainer.dist.rank, flush=True)
+    (out / f"closed-{{trainer.dist.rank}}").touch()  # a file, not stdout: the ranks' prints interleave
     """
 )
 
@@ -55,18 +56,19 @@ def torchrun(script, *args):
         "2",
         str(script),
     ]
+    out = Path(args[1])
+    for marker in out.glob("closed-*"):  # left by an earlier launch into the same folder
+        marker.unlink()
     done = subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, timeout=300)
     # Rarely (about 1 run in 15 on this 2-core machine) gloo aborts a process during interpreter teardown
     # ("terminate called without an active exception"). When both ranks had already finished and closed,
     # the run is complete and its results stand; an abort at any earlier point fails the test.
-    finished = all(f"closed {rank}" in done.stdout for rank in (0, 1))
+    finished = all((out / f"closed-{rank}").exists() for rank in (0, 1))
     assert done.returncode == 0 or finished, f"torchrun {args}: {done.stdout[-1000:]} {done.stderr[-3000:]}"
 
 
 @pytest.mark.slow
 def test_ddp_and_fsdp_train_alike_and_resume_exactly(tmp_path, warm_model, rotation_shards):  # noqa: F811
-    from pathlib import Path
-
     root = str(Path(__file__).resolve().parents[1])
     script = tmp_path / "run.py"
     script.write_text(SCRIPT.format(root=root, data=str(rotation_shards), model=str(warm_model)))
