@@ -39,6 +39,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # dense bf16 tensor-core peaks, FLOP/s
 PEAKS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12}
 GOAL_RATIO, GOAL_TOKENS = 1.5, 1800.0
+# mode suffixes: what the variant changes, and the phases whose speed it is compared on
+VARIANTS = {
+    "": ("", ()),
+    "-unshared": ("each completion encodes its own copy of the images", ("logprob", "update", "step")),
+    "-static": ("rollouts with a static, compiled KV cache", ("rollout", "step")),
+}
+
+
+def _speed(variant: dict, base: dict, phase: str) -> float:
+    """How fast the variant ran `phase`, relative to the base mode (above 1: faster)."""
+    return base[f"time_{phase}_s"] / max(variant[f"time_{phase}_s"], 1e-9)
 
 
 def parse() -> argparse.Namespace:
@@ -52,8 +63,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--micro-batch-size", type=int, default=8)
     p.add_argument(
         "--modes",
-        default="full,lora,full-unshared",
-        help="full, lora, and either with -unshared: each completion encodes its own copy of the images",
+        default="full,lora,full-unshared,full-static",
+        help="full or lora; with -unshared each completion encodes its own copy of the images, with -static "
+        "rollouts use a fixed-size KV cache (compiled by transformers on CUDA)",
     )
     p.add_argument("--check-7b", action="store_true", help="also run LoRA on the 7B architecture")
     p.add_argument("--trl", action=argparse.BooleanOptionalAction, default=True, help="compare with TRL")
@@ -62,7 +74,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "puzzlegen-bench")
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args()
-    unknown = set(args.modes.split(",")) - {f"{m}{s}" for m in ("full", "lora") for s in ("", "-unshared")}
+    unknown = set(args.modes.split(",")) - {f"{m}{s}" for m in ("full", "lora") for s in VARIANTS}
     if unknown:
         p.error(f"unknown modes: {', '.join(sorted(unknown))}")
     if args.tiny:
@@ -127,7 +139,16 @@ def language_params(path: Path) -> int:
     return layers * per_layer + h * text["vocab_size"]
 
 
-def config_for(args, data: Path, model_path: Path, out: Path, lora: bool, device: str, share: bool = True):
+def config_for(
+    args,
+    data: Path,
+    model_path: Path,
+    out: Path,
+    lora: bool,
+    device: str,
+    share: bool = True,
+    cache="dynamic",
+):
     from puzzlegen.train.config import TrainConfig
 
     return TrainConfig(
@@ -141,6 +162,7 @@ def config_for(args, data: Path, model_path: Path, out: Path, lora: bool, device
         micro_batch_size=args.micro_batch_size,
         lora=lora,
         share_images=share,
+        rollout_cache=cache,
         device=device,
         precision="fp32" if args.tiny else "bf16",
         skip_zero_variance=False,
@@ -161,7 +183,8 @@ def run_ours(args, data: Path, model_path: Path, mode: str, device: str, peak: f
 
     lora = mode.startswith("lora")
     out = args.work / f"run-{model_path.name}-{mode}"
-    cfg = config_for(args, data, model_path, out, lora, device, share=not mode.endswith("-unshared"))
+    share, cache = not mode.endswith("-unshared"), "static" if mode.endswith("-static") else "dynamic"
+    cfg = config_for(args, data, model_path, out, lora, device, share, cache)
     trainer = Trainer(cfg)
     trainer.train_step()  # warm-up: allocator, kernels, first-call overheads
     if device == "cuda":
@@ -418,13 +441,13 @@ def report(results: dict) -> None:
             console.print(f"ours ({mode['mode']}): {mode['error']}")
     by_mode = {m["mode"]: m for m in results["ours"] if "error" not in m}
     for base in ("full", "lora"):
-        shared, own = by_mode.get(base), by_mode.get(f"{base}-unshared")
-        if shared and own:
-            faster = ", ".join(
-                f"{phase} {own[f'time_{phase}_s'] / max(shared[f'time_{phase}_s'], 1e-9):.2f}x"
-                for phase in ("logprob", "update", "step")
-            )
-            console.print(f"{base}: a group's images encoded once, against once per completion: {faster}")
+        for suffix, (what, phases) in VARIANTS.items():
+            variant = by_mode.get(f"{base}{suffix}")
+            if suffix and base in by_mode and variant:
+                speeds = ", ".join(
+                    f"{phase} {_speed(variant, by_mode[base], phase):.2f}x" for phase in phases
+                )
+                console.print(f"{base}{suffix} ({what}) against {base}: {speeds}")
     for mode, trl in results["trl"].items():
         if "error" in trl:
             console.print(f"TRL ({mode}): {trl['error']}")
@@ -472,7 +495,7 @@ def main() -> dict:
     }
     for mode in args.modes.split(","):
         results["ours"].append(guarded(run_ours, mode, args, data, model_path, mode, device, peak))
-        if args.trl and not mode.endswith("-unshared"):  # TRL encodes every completion's images
+        if args.trl and mode in ("full", "lora"):  # the variants are compared with our own base mode
             trl = guarded(run_trl, mode, args, data, model_path, mode == "lora", device)
             results["trl"][mode] = trl
             if "samples_per_s" in trl and "samples_per_s" in results["ours"][-1]:

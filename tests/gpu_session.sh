@@ -4,7 +4,8 @@
 # with the given arguments. Each lent-machine call is limited to 10 minutes, so split the modes:
 #   bash tests/gpu_session.sh --modes full --json "$OUT/full.json"
 #   bash tests/gpu_session.sh --modes lora --json "$OUT/lora.json"
-#   bash tests/gpu_session.sh --modes full-unshared --no-trl --check-7b --json "$OUT/rest.json"
+#   bash tests/gpu_session.sh --modes full,full-unshared,full-static --no-trl --json "$OUT/variants.json"
+#   bash tests/gpu_session.sh --modes lora --no-trl --check-7b --json "$OUT/7b.json"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ls .whl/*.whl >/dev/null 2>&1 || { echo "no wheels in .whl/: run make gpu-wheels first (and carry .whl)"; exit 2; }

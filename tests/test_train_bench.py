@@ -24,8 +24,9 @@ def test_gpu_bench_runs_tiny_on_the_cpu(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(report.read_text())
-    assert [m["mode"] for m in results["ours"]] == ["full", "lora", "full-unshared"]
-    assert "full: a group's images encoded once, against once per completion" in done.stdout
+    assert [m["mode"] for m in results["ours"]] == ["full", "lora", "full-unshared", "full-static"]
+    assert "full-unshared (each completion encodes its own copy of the images) against full" in done.stdout
+    assert "full-static (rollouts with a static, compiled KV cache) against full: rollout" in done.stdout
     for mode in results["ours"]:
         for key in (
             "samples_per_s",

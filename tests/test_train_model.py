@@ -154,6 +154,19 @@ def test_a_groups_images_are_encoded_once_with_the_same_logprobs_and_gradients(p
         assert torch.allclose(own_grads[name], shared_grads[name], atol=1e-5), name
 
 
+def test_a_static_rollout_cache_gives_the_same_completions(parts):
+    policy, encoder, puzzles = parts
+    policy.eval()
+    batch = [encoder.encode(p) for p in puzzles[:3]]
+    runs = {}
+    for cache in ("dynamic", "static"):
+        greedy = generate(policy, batch, encoder, 1, 8, 1.0, 1.0, CPU, greedy=True, cache=cache)
+        torch.manual_seed(0)
+        sampled = generate(policy, batch, encoder, 2, 8, 1.0, 1.0, CPU, cache=cache)
+        runs[cache] = (greedy.completion_ids, sampled.completion_ids)
+    assert all(torch.equal(a, b) for a, b in zip(runs["dynamic"], runs["static"], strict=True))
+
+
 def test_lora_leaves_the_vision_tower_out(tiny_model, mixed_shards):  # noqa: F811
     cfg = train_config(
         mixed_shards, tiny_model, tiny_model.parent / "unused", lora=True, lora_r=4, lora_alpha=8

@@ -121,6 +121,9 @@ def train(
     gradient_checkpointing: Annotated[bool, typer.Option(help="recompute activations in backward")] = _d(
         "gradient_checkpointing"
     ),
+    rollout_cache: Annotated[
+        str, typer.Option(help="dynamic, or static: a fixed-size KV cache that transformers compiles on CUDA")
+    ] = _d("rollout_cache"),
     share_images: Annotated[
         bool, typer.Option(help="encode each puzzle's images once per forward, not once per completion")
     ] = _d("share_images"),

@@ -16,6 +16,7 @@ PARALLEL = ("ddp", "fsdp")
 ATTENTION = ("auto", "sdpa", "flash_attention_2", "eager")
 SCHEDULES = ("constant", "cosine", "linear")
 DATA_FORMATS = ("auto", "parquet", "wds")
+ROLLOUT_CACHES = ("dynamic", "static")
 
 
 class TrainError(Exception):
@@ -77,6 +78,8 @@ class TrainConfig:
     freeze_vision: bool = False
     precision: str = "bf16"
     gradient_checkpointing: bool = True
+    # static: a fixed-size KV cache for rollouts, which transformers compiles on CUDA (to measure: gpu_bench)
+    rollout_cache: str = "dynamic"
     share_images: bool = True  # a group's images go through the vision tower once per forward (vision.py)
     attention: str = "auto"
     device: str = "auto"
@@ -107,6 +110,7 @@ class TrainConfig:
             "attention": ATTENTION,
             "schedule": SCHEDULES,
             "data_format": DATA_FORMATS,
+            "rollout_cache": ROLLOUT_CACHES,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

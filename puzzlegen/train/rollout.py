@@ -113,9 +113,11 @@ def generate(
     device,
     greedy: bool = False,
     synced: bool = False,
+    cache: str = "dynamic",
 ) -> Rollouts:
     """`synced`: keep running forward passes until every rank has finished (FSDP gathers weights with
-    collectives in each forward, so all ranks must make the same number of them)."""
+    collectives in each forward, so all ranks must make the same number of them). `cache`: "static" sizes
+    the KV cache up front, which lets transformers compile the decoding step on CUDA."""
     from transformers import GenerationConfig
 
     prompts = collate_prompts(encoded, encoder.pad_id, encoder.image_token)
@@ -132,6 +134,7 @@ def generate(
         eos_token_id=encoder.stop_ids,
         pad_token_id=encoder.pad_id,
         use_cache=True,
+        cache_implementation=None if cache == "dynamic" else cache,
     )
     out = policy.generate(**inputs, generation_config=config, synced_gpus=synced)
     width = prompts["input_ids"].shape[1]

@@ -197,6 +197,7 @@ class Trainer:
             cfg.top_p,
             d.device,
             synced=self.fsdp,
+            cache=cfg.rollout_cache,
         )
         specs = [rollouts.puzzle(i).puzzle.verifier for i in range(len(rollouts))]
         tasks = [rollouts.puzzle(i).puzzle.task for i in range(len(rollouts))]
