@@ -144,6 +144,17 @@ def no_sync(model, last: bool):
     return nullcontext()
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work: CUDA runs asynchronously, so a phase is timed only after it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
 def peak_memory_gb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**30

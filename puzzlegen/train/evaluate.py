@@ -54,8 +54,7 @@ def evaluate(
         if not batch:
             continue
         scores = score_all(rollouts.texts, [e.puzzle.verifier for e in batch], [e.puzzle.task for e in batch])
-        for task, t, a, f in zip(scores.tasks, scores.total, scores.accuracy, scores.format, strict=True):
-            tally.add(task, t, a, f)
+        scores.add_to(tally)
     # every rank must all-reduce the same keys, in the same order
     tasks = sorted({t for part in d.gather(sorted(tally.sums)) for t in part})
     flat = d.all_sum(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from puzzlegen.verify import Tally, score
-from puzzlegen.verify.report import KEYS
 
 
 @dataclass
@@ -15,14 +14,12 @@ class Scores:
     format: list[float]
     tasks: list[str]
 
-    def per_task(self, prefix: str = "") -> dict[str, float]:
-        """Mean reward, accuracy and format per task, keyed like "reward/rotation"."""
-        tally = Tally()
-        for task, t, a, f in zip(self.tasks, self.total, self.accuracy, self.format, strict=True):
-            tally.add(task, t, a, f)
-        means = tally.means()
-        del means["all"]
-        return {f"{prefix}{key}/{task}": row[key] for task, row in means.items() for key in KEYS}
+    def add_to(self, tally: Tally) -> Tally:
+        for task, total, accuracy, fmt in zip(
+            self.tasks, self.total, self.accuracy, self.format, strict=True
+        ):
+            tally.add(task, total, accuracy, fmt)
+        return tally
 
 
 def score_all(texts: list[str], specs: list[str], tasks: list[str]) -> Scores:

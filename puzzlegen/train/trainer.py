@@ -25,6 +25,8 @@ from collections import Counter
 
 import torch
 
+from puzzlegen.verify import Tally, flatten
+
 from . import checkpoint, distributed
 from .config import TrainConfig, TrainError, derive
 from .data import DataError, PuzzleStream, iter_puzzles, open_shards, read_manifest, task_mix
@@ -145,7 +147,7 @@ class Trainer:
     def _logprobs(self, model, rollouts: Rollouts, rows: list[int], entropy: bool = False):
         inputs, images, targets, mask = rollouts.model_inputs(rows, self.dist.device, self.cfg.share_images)
         logp, ent = token_logprobs(model, inputs, targets, self.cfg.temperature, entropy, images)
-        return logp, ent, targets, mask
+        return logp, ent, mask
 
     @torch.no_grad()
     def _frozen_logprobs(
@@ -181,8 +183,7 @@ class Trainer:
         G = cfg.group_size  # noqa: N806 - the paper's name
         torch.manual_seed(derive(cfg.seed, "step", self.step, d.rank))
         start = time.perf_counter()
-        if d.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(d.device)
+        distributed.reset_peak_memory(d.device)
 
         # 1-2. rollouts and rewards
         self.policy.eval()
@@ -216,7 +217,9 @@ class Trainer:
         t0 = time.perf_counter()
         old = None if cfg.single_pass else self._frozen_logprobs(rollouts, rows, reference=False)
         ref = self._frozen_logprobs(rollouts, rows, reference=True) if cfg.beta > 0 else None
-        _synchronize(d.device)  # CUDA runs asynchronously: without it the update would absorb this time
+        distributed.synchronize(
+            d.device
+        )  # CUDA runs asynchronously: without it the update would absorb this time
         t_logprob = time.perf_counter() - t0
 
         # 5. updates
@@ -225,7 +228,7 @@ class Trainer:
         with warnings.catch_warnings():  # a step whose groups were all skipped takes no optimiser step
             warnings.simplefilter("ignore", UserWarning)
             self.scheduler.step()
-        _synchronize(d.device)
+        distributed.synchronize(d.device)
         t_update = time.perf_counter() - t0
         self.step += 1
         self.skipped_groups += int(flat.sum())
@@ -282,7 +285,7 @@ class Trainer:
     def _micro_step(self, rollouts, chunk, advantages, old, ref, totals, real: bool, entropy: bool) -> dict:
         """Forward and backward of one micro-batch; its token weights use the mini-batch `totals`."""
         cfg = self.cfg
-        logp, ent, _, mask = self._logprobs(self.model, rollouts, chunk, entropy)
+        logp, ent, mask = self._logprobs(self.model, rollouts, chunk, entropy)
         width = logp.shape[1]
         weights = token_weights(mask, cfg.loss_agg, totals[0], totals[1], cfg.max_new_tokens) * float(real)
         old_logp = logp.detach() if old is None else self._stack(old, chunk, width)
@@ -337,10 +340,7 @@ class Trainer:
         everyone = type(scores)(*[sum((g[i] for g in gathered), []) for i in range(4)])
         n, tokens, world = t["sequences"], max(t["tokens"], 1.0), d.world
         return {
-            "reward/mean": sum(everyone.total) / n,
-            "accuracy/mean": sum(everyone.accuracy) / n,
-            "format/mean": sum(everyone.format) / n,
-            **everyone.per_task(),
+            **flatten(everyone.add_to(Tally()).means()),
             "loss": t["loss"],
             "kl": t["kl"] / tokens,
             "clip/low": t["clip_low"] / tokens,
@@ -378,17 +378,7 @@ class Trainer:
             self.cfg.max_new_tokens,
             synced=self.fsdp,
         )
-        flat = {}
-        for task, row in results.items():
-            name = "mean" if task == "all" else task
-            flat.update(
-                {
-                    f"eval/accuracy/{name}": row["accuracy"],
-                    f"eval/reward/{name}": row["reward"],
-                    f"eval/format/{name}": row["format"],
-                }
-            )
-        return flat
+        return flatten(results, "eval/")
 
     def save(self) -> None:
         cfg, d = self.cfg, self.dist
@@ -454,8 +444,3 @@ def _split(rows: list[int], parts: int) -> list[list[int]]:
     """`parts` nearly equal consecutive slices (some may be empty on a rank that skipped groups)."""
     bounds = [round(i * len(rows) / parts) for i in range(parts + 1)]
     return [rows[bounds[i] : bounds[i + 1]] for i in range(parts)]
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

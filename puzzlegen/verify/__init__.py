@@ -2,7 +2,7 @@
 
 from .adapters import easyr1_compute_score, trl_reward, verl_compute_score
 from .parse import extract, instruction, render
-from .report import FileReport, Tally, score_completions
+from .report import FileReport, Tally, flatten, score_completions
 from .score import PARTIAL, Score, load_spec, normalize, parse_permutation, score
 
 
@@ -20,6 +20,7 @@ __all__ = [
     "Tally",
     "easyr1_compute_score",
     "extract",
+    "flatten",
     "instruction",
     "load_spec",
     "normalize",

@@ -32,6 +32,15 @@ class Tally:
         }
 
 
+def flatten(means: dict[str, dict[str, float]], prefix: str = "") -> dict[str, float]:
+    """`Tally.means()` as metric names: "reward/rotation", ..., and "reward/mean" for all tasks."""
+    return {
+        f"{prefix}{key}/{'mean' if task == 'all' else task}": row[key]
+        for task, row in means.items()
+        for key in KEYS
+    }
+
+
 @dataclass
 class FileReport:
     tally: Tally = field(default_factory=Tally)
