@@ -177,8 +177,6 @@ def config_for(
 
 
 def run_ours(args, data: Path, model_path: Path, mode: str, device: str, peak: float | None) -> dict:
-    import torch
-
     from puzzlegen.train.trainer import Trainer
 
     lora = mode.startswith("lora")
@@ -186,14 +184,11 @@ def run_ours(args, data: Path, model_path: Path, mode: str, device: str, peak: f
     share, cache = not mode.endswith("-unshared"), "static" if mode.endswith("-static") else "dynamic"
     cfg = config_for(args, data, model_path, out, lora, device, share, cache)
     trainer = Trainer(cfg)
-    trainer.train_step()  # warm-up: allocator, kernels, first-call overheads
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+    trainer.train_step()  # warm-up: allocator, kernels, first-call overheads (each step resets the peak)
     steps = [trainer.train_step() for _ in range(args.steps)]
     mean = {k: sum(s[k] for s in steps) / len(steps) for k in steps[0] if isinstance(steps[0][k], float)}
     n = language_params(model_path)
     completions = args.batch_size * args.group_size
-    gen = mean["tokens_per_s/rollout"] * mean["time/rollout"]
     step_tokens = mean["tokens_per_s/step"] * mean["time/step"]
     train_tokens = mean["tokens_per_s/train"] * mean["time/update"]
     # model FLOPs: 2N per token through rollout (prefill + decode) and each frozen pass, 6N (LoRA: 4N, no
@@ -207,7 +202,7 @@ def run_ours(args, data: Path, model_path: Path, mode: str, device: str, peak: f
         "rollout_tokens_per_s": mean["tokens_per_s/rollout"],
         "training_tokens_per_s": mean["tokens_per_s/train"],
         "step_tokens_per_s": mean["tokens_per_s/step"],
-        "completion_tokens": gen / completions,
+        "completion_tokens": mean["length/mean"],
         "time_rollout_s": mean["time/rollout"],
         "time_logprob_s": mean["time/logprob"],
         "time_update_s": mean["time/update"],

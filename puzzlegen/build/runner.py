@@ -5,7 +5,6 @@ Resuming is the same call: shards with a done record are kept, the rest are buil
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -167,8 +166,8 @@ def _part_path(out: Path, piece: ShardPlan) -> Path:
     return out / PARTS / f"{piece.name}-{piece.start:09d}.pickle"
 
 
-def _join(shard: ShardPlan, starts: list[int]) -> None:
-    paths = [_part_path(_SPEC.out, dataclasses.replace(shard, start=start)) for start in starts]
+def _join(shard: ShardPlan, parts: list[ShardPlan]) -> None:
+    paths = [_part_path(_SPEC.out, piece) for piece in parts]
     write_shard(_SPEC, shard, [pickle.loads(path.read_bytes()) for path in paths])
     for path in paths:
         path.unlink()
@@ -211,8 +210,7 @@ def _run(spec: BuildSpec, pending: list[ShardPlan], workers: int, progress: Prog
                     continue
                 left[k] -= 1
                 if left[k] == 0 and len(split[k]) > 1:  # its last piece is in: write the shard
-                    starts = [piece.start for piece in split[k]]
-                    running[pool.apply_async(_join, (pending[k], starts))] = None
+                    running[pool.apply_async(_join, (pending[k], split[k]))] = None
             current = ticks.value
             advance(current - seen)
             seen = current

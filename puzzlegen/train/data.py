@@ -21,6 +21,7 @@ import tarfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -398,19 +399,9 @@ class PuzzleStream:
 
 def iter_specs(shards: Shards) -> Iterator[tuple[str, str, str]]:
     """(id, task, verifier) of every puzzle of the split, in stored order, with no image read."""
-    for unit in shards.units:
-        if unit.tasks:
-            yield from shards.specs(unit)
+    return (spec for unit in shards.units if unit.tasks for spec in shards.specs(unit))
 
 
 def iter_puzzles(shards: Shards, limit: int | None = None) -> Iterator[Puzzle]:
-    """The split in stored order (for evaluation)."""
-    n = 0
-    for unit in shards.units:
-        if not unit.tasks:
-            continue
-        for puzzle in shards.read(unit):
-            if limit is not None and n >= limit:
-                return
-            yield puzzle
-            n += 1
+    """The split in stored order (for evaluation); a unit is read only when its first puzzle is wanted."""
+    return islice((p for unit in shards.units if unit.tasks for p in shards.read(unit)), limit)
